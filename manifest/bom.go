@@ -1,0 +1,260 @@
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// APIVersion and KindBOM identify a bill of materials document.
+const (
+	APIVersion = "ferry.dev/v1alpha1"
+	KindBOM    = "BillOfMaterials"
+)
+
+// MaxBOMSize caps how much of manifest.json a reader holds in memory. A bill of
+// materials for thousands of images stays far below it.
+const MaxBOMSize = 64 << 20
+
+// ArtifactKind says what an artifact is and so where it lands in the registry.
+type ArtifactKind string
+
+const (
+	KindImage  ArtifactKind = "image"
+	KindChart  ArtifactKind = "chart"
+	KindPack   ArtifactKind = "pack"
+	KindBundle ArtifactKind = "bundle"
+)
+
+// BOM is the bill of materials: the first entry of every volume and the one
+// thing the archive signature covers. Everything in it is known before a single
+// layer is downloaded.
+type BOM struct {
+	APIVersion string    `json:"apiVersion"`
+	Kind       string    `json:"kind"`
+	ArchiveID  string    `json:"archiveID"`
+	Created    time.Time `json:"created"`
+	// Tool names the ferry build that wrote the archive.
+	Tool      string     `json:"tool,omitempty"`
+	Artifacts []Artifact `json:"artifacts"`
+	// Blobs lists every blob once, in archive order: children before the
+	// manifests that reference them.
+	Blobs []Blob `json:"blobs"`
+}
+
+// Artifact is one thing the operator asked for (or that a bundle needs), with
+// its identity at the source and its place at the destination.
+type Artifact struct {
+	Kind ArtifactKind `json:"kind"`
+	// Name is unique in the archive and is the org.opencontainers.image.ref.name
+	// of the artifact's entry in index.json.
+	Name      string      `json:"name"`
+	Source    string      `json:"source"`
+	Dest      Destination `json:"destination"`
+	Digest    string      `json:"digest"`
+	Size      int64       `json:"size"`
+	MediaType string      `json:"mediaType"`
+	// Blobs is the artifact's closure: every blob (child manifests, configs,
+	// layers and the root manifest itself) needed to push it.
+	Blobs []string `json:"blobs"`
+	// Reasons say why the artifact is in the archive (a chart template, a
+	// pack, the command line).
+	Reasons     []Reason          `json:"reasons,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Destination is where an artifact goes, relative to the registry base path.
+type Destination struct {
+	Repository string `json:"repository"`
+	Tag        string `json:"tag,omitempty"`
+}
+
+// Reason records why an artifact was collected.
+type Reason struct {
+	// From is what asked for it: "flag", "spec", "chart", "pack", "bundle".
+	From string `json:"from"`
+	// Detail names the chart, template file and field path, or pack.
+	Detail string `json:"detail,omitempty"`
+}
+
+// Blob is one content-addressed blob of the archive.
+type Blob struct {
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"`
+	MediaType string `json:"mediaType,omitempty"`
+}
+
+// NewBOM returns an empty bill of materials with its header filled in.
+func NewBOM(archiveID string, created time.Time) *BOM {
+	return &BOM{APIVersion: APIVersion, Kind: KindBOM, ArchiveID: archiveID, Created: created.UTC()}
+}
+
+// Marshal returns the canonical bytes of the bill of materials: the exact
+// bytes that are written to manifest.json and signed.
+func (b *BOM) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(b); err != nil {
+		return nil, fmt.Errorf("encode bill of materials: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// ParseBOM decodes and validates a bill of materials. Unknown fields are an
+// error: a reader that silently ignored them could push something unsigned.
+func ParseBOM(data []byte) (*BOM, error) {
+	if len(data) > MaxBOMSize {
+		return nil, fmt.Errorf("%w: %d bytes exceeds the %d byte limit", ErrInvalidBOM, len(data), MaxBOMSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var b BOM
+	if err := dec.Decode(&b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidBOM, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: trailing data after the document", ErrInvalidBOM)
+	}
+	if err := b.Validate(); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// Validate checks the internal consistency of a bill of materials: known
+// header, well-formed digests, unique names and destinations, and every
+// artifact's closure made of listed blobs.
+func (b *BOM) Validate() error {
+	if b.APIVersion != APIVersion || b.Kind != KindBOM {
+		return fmt.Errorf("%w: apiVersion %q kind %q, want %q %q", ErrInvalidBOM, b.APIVersion, b.Kind, APIVersion, KindBOM)
+	}
+	blobs := make(map[string]bool, len(b.Blobs))
+	for i, bl := range b.Blobs {
+		if err := CheckDigest(bl.Digest); err != nil {
+			return fmt.Errorf("%w: blob %d: %v", ErrInvalidBOM, i, err)
+		}
+		if bl.Size < 0 {
+			return fmt.Errorf("%w: blob %s has negative size %d", ErrInvalidBOM, bl.Digest, bl.Size)
+		}
+		if blobs[bl.Digest] {
+			return fmt.Errorf("%w: blob %s listed twice", ErrInvalidBOM, bl.Digest)
+		}
+		blobs[bl.Digest] = true
+	}
+	names := make(map[string]bool, len(b.Artifacts))
+	dests := make(map[string]string, len(b.Artifacts))
+	for _, a := range b.Artifacts {
+		if a.Name == "" {
+			return fmt.Errorf("%w: artifact from %q has no name", ErrInvalidBOM, a.Source)
+		}
+		if names[a.Name] {
+			return fmt.Errorf("%w: artifact name %q used twice", ErrInvalidBOM, a.Name)
+		}
+		names[a.Name] = true
+		if err := CheckDigest(a.Digest); err != nil {
+			return fmt.Errorf("%w: artifact %s: %v", ErrInvalidBOM, a.Name, err)
+		}
+		if d := a.Dest.String(); a.Dest.Repository != "" {
+			if other, ok := dests[d]; ok {
+				return fmt.Errorf("%w: %s and %s both go to %s", ErrInvalidBOM, other, a.Name, d)
+			}
+			dests[d] = a.Name
+		}
+		for _, d := range a.Blobs {
+			if !blobs[d] {
+				return fmt.Errorf("%w: artifact %s needs blob %s, which is not listed", ErrInvalidBOM, a.Name, d)
+			}
+		}
+		if !contains(a.Blobs, a.Digest) {
+			return fmt.Errorf("%w: artifact %s: its own manifest %s is not in its blob list", ErrInvalidBOM, a.Name, a.Digest)
+		}
+	}
+	return nil
+}
+
+// Blob returns the listed blob with the given digest.
+func (b *BOM) Blob(digest string) (Blob, bool) {
+	for _, bl := range b.Blobs {
+		if bl.Digest == digest {
+			return bl, true
+		}
+	}
+	return Blob{}, false
+}
+
+// Stats sums the bill of materials: what the artifacts would take stored one
+// by one, and what they take with each blob stored once.
+func (b *BOM) Stats() Stats {
+	size := make(map[string]int64, len(b.Blobs))
+	var s Stats
+	for _, bl := range b.Blobs {
+		size[bl.Digest] = bl.Size
+		s.StoredBytes += bl.Size
+	}
+	for _, a := range b.Artifacts {
+		for _, d := range a.Blobs {
+			s.LogicalBytes += size[d]
+		}
+	}
+	s.Artifacts = len(b.Artifacts)
+	s.Blobs = len(b.Blobs)
+	return s
+}
+
+// Stats is a summary of a bill of materials.
+type Stats struct {
+	Artifacts    int   `json:"artifacts"`
+	Blobs        int   `json:"blobs"`
+	LogicalBytes int64 `json:"logicalBytes"`
+	StoredBytes  int64 `json:"storedBytes"`
+}
+
+// Saved is how many bytes storing each blob once saves.
+func (s Stats) Saved() int64 { return s.LogicalBytes - s.StoredBytes }
+
+// String renders a destination as repository:tag.
+func (d Destination) String() string {
+	if d.Tag == "" {
+		return d.Repository
+	}
+	return d.Repository + ":" + d.Tag
+}
+
+// SortArtifacts orders artifacts by kind then name, for stable output.
+func SortArtifacts(as []Artifact) {
+	sort.SliceStable(as, func(i, j int) bool {
+		if as[i].Kind != as[j].Kind {
+			return as[i].Kind < as[j].Kind
+		}
+		return as[i].Name < as[j].Name
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckDigest accepts only sha256 digests in canonical form, the one algorithm
+// the archive uses, so a digest can safely become a file name.
+func CheckDigest(d string) error {
+	hex, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(hex) != 64 {
+		return fmt.Errorf("digest %q is not sha256:<64 hex>", d)
+	}
+	for _, c := range hex {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return fmt.Errorf("digest %q is not sha256:<64 lowercase hex>", d)
+		}
+	}
+	return nil
+}
