@@ -1,0 +1,204 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferrytool/ferry/manifest"
+)
+
+func TestRoundTripSingleVolume(t *testing.T) {
+	f := newFixture(t, 200<<10)
+	dir, res := writeFixture(t, f, 0)
+	if len(res.Volumes) != 1 || filepath.Base(res.Volumes[0].Path) != "test.tar.zst" {
+		t.Fatalf("volumes = %+v, want one test.tar.zst", res.Volumes)
+	}
+	if got := listDir(t, dir); len(got) != 1 {
+		t.Fatalf("leftover files: %v", got)
+	}
+	got := scanAll(t, res.Volumes[0].Path, testSigner{"k"})
+	for _, b := range f.bom.Blobs {
+		if !bytes.Equal(got[b.Digest], f.src[b.Digest]) {
+			t.Errorf("blob %s differs after the scan", b.Digest)
+		}
+	}
+	v, file, err := OpenVolumeFile(context.Background(), res.Volumes[0].Path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	if !v.Meta().Final || v.Meta().Volume != 1 {
+		t.Errorf("meta = %+v", v.Meta())
+	}
+	for _, b := range f.bom.Blobs {
+		rc, err := v.OpenBlob(context.Background(), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(data, f.src[b.Digest]) {
+			t.Errorf("random read of %s: err %v, equal %v", b.Digest, err, bytes.Equal(data, f.src[b.Digest]))
+		}
+	}
+}
+
+func scanAll(t testing.TB, path string, ver Verifier) map[string][]byte {
+	t.Helper()
+	file, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	got := map[string][]byte{}
+	res, err := Scan(context.Background(), file, ScanOptions{Name: path, Verifier: ver,
+		OnBlob: func(_ context.Context, b manifest.Blob, r io.Reader) error {
+			data, err := io.ReadAll(r)
+			got[b.Digest] = data
+			return err
+		}})
+	if err != nil {
+		t.Fatalf("scan %s: %v", path, err)
+	}
+	if len(res.Bad) > 0 {
+		t.Fatalf("scan %s: bad blobs %v", path, res.Bad)
+	}
+	return got
+}
+
+func TestVolumesAndSplitBlob(t *testing.T) {
+	f := newFixture(t, 300<<10)
+	big := f.add(randomBytes(t, 1200<<10), "application/vnd.oci.image.layer.v1.tar+gzip")
+	f.artifact("big", f.image(t, "big", big))
+	const volumeSize = 400 << 10
+	dir, res := writeFixture(t, f, volumeSize)
+	if len(res.Volumes) < 4 {
+		t.Fatalf("got %d volumes, want the big blob spread over several", len(res.Volumes))
+	}
+	for i, v := range res.Volumes {
+		if v.Size > volumeSize {
+			t.Errorf("volume %d is %d bytes, over %d", v.Number, v.Size, volumeSize)
+		}
+		if want := filepath.Join(dir, "test.tar.zst.00"+string(rune('1'+i))); v.Path != want {
+			t.Errorf("volume path %s, want %s", v.Path, want)
+		}
+	}
+	// Join the parts from each volume's random access path and compare.
+	var joined bytes.Buffer
+	for _, p := range volumePaths(res) {
+		v, file, err := OpenVolumeFile(context.Background(), p, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range v.Parts(big.Digest) {
+			rc, err := v.OpenPart(context.Background(), e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int64(joined.Len()) != e.Part.Offset {
+				t.Fatalf("part at %d, have %d bytes", e.Part.Offset, joined.Len())
+			}
+			if _, err := io.Copy(&joined, rc); err != nil {
+				t.Fatalf("part %s: %v", e.Path, err)
+			}
+			rc.Close()
+		}
+		file.Close()
+	}
+	if !bytes.Equal(joined.Bytes(), f.src[big.Digest]) {
+		t.Fatal("joined parts differ from the blob")
+	}
+	// Each volume is a complete tar.zst on its own; extracted together they
+	// form the OCI layout, with the parts joinable by cat.
+	out := t.TempDir()
+	for _, p := range volumePaths(res) {
+		cmd := exec.Command("tar", "--zstd", "-xf", p, "-C", out)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("tar -xf %s: %v\n%s", p, err, msg)
+		}
+	}
+	for _, b := range f.bom.Blobs {
+		if b.Digest == big.Digest {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(out, blobName(b.Digest)))
+		if err != nil || !bytes.Equal(data, f.src[b.Digest]) {
+			t.Errorf("extracted %s: %v", b.Digest, err)
+		}
+	}
+	parts, _ := filepath.Glob(filepath.Join(out, "ferry/parts/sha256", strings.TrimPrefix(big.Digest, "sha256:"), "*"))
+	var cat bytes.Buffer
+	for _, p := range parts { // Glob sorts, and the names are zero-padded offsets
+		data, _ := os.ReadFile(p)
+		cat.Write(data)
+	}
+	if !bytes.Equal(cat.Bytes(), f.src[big.Digest]) {
+		t.Fatalf("cat of %d extracted parts differs from the blob", len(parts))
+	}
+}
+
+func TestScanFromPipe(t *testing.T) {
+	f := newFixture(t, 100<<10)
+	_, res := writeFixture(t, f, 0)
+	data, err := os.ReadFile(res.Volumes[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		// Small writes, as a pipe from another process delivers.
+		for i := 0; i < len(data); i += 1000 {
+			pw.Write(data[i:min(i+1000, len(data))])
+		}
+		pw.Close()
+	}()
+	n := 0
+	_, err = Scan(context.Background(), pr, ScanOptions{Name: "pipe", Verifier: testSigner{"k"},
+		OnBlob: func(context.Context, manifest.Blob, io.Reader) error { n++; return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(f.bom.Blobs) {
+		t.Fatalf("saw %d blobs, want %d", n, len(f.bom.Blobs))
+	}
+}
+
+func TestWriteRefusesExistingAndCleansUp(t *testing.T) {
+	f := newFixture(t, 10<<10)
+	dir, _ := writeFixture(t, f, 0)
+	_, err := Write(context.Background(), f.bom, f.src, WriteOptions{Dir: dir, Name: "test", Signer: testSigner{"k"}})
+	if !errors.Is(err, ErrExists) {
+		t.Fatalf("err = %v, want ErrExists", err)
+	}
+	// A source serving wrong bytes fails the write and leaves nothing.
+	bad := memSource{}
+	for k, v := range f.src {
+		bad[k] = v
+	}
+	layer := f.bom.Blobs[1].Digest
+	bad[layer] = append([]byte{}, f.src[layer]...)
+	bad[layer][10] ^= 1
+	empty := t.TempDir()
+	_, err = Write(context.Background(), f.bom, bad, WriteOptions{Dir: empty, Name: "x", Signer: testSigner{"k"}})
+	if err == nil || !strings.Contains(err.Error(), layer) {
+		t.Fatalf("err = %v, want one naming %s", err, layer)
+	}
+	if left := listDir(t, empty); len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+}
+
+func TestVolumeSizeTooSmall(t *testing.T) {
+	f := newFixture(t, 10<<10)
+	_, err := Write(context.Background(), f.bom, f.src, WriteOptions{Dir: t.TempDir(), Name: "x", Signer: testSigner{"k"}, VolumeSize: 4096})
+	if !errors.Is(err, ErrVolumeSize) {
+		t.Fatalf("err = %v, want ErrVolumeSize", err)
+	}
+}

@@ -1,0 +1,112 @@
+package archive
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// The trailer is a zstd skippable frame at the very end of a volume. Decoders
+// skip it; ferry reads it to find the index without scanning the volume.
+const (
+	skippableMagic = 0x184D2A5E
+	trailerMagic   = "FERRYIX1"
+	trailerPayload = 8 + 8 + 8 // magic, index frame offset, index frame length
+	trailerSize    = 8 + trailerPayload
+)
+
+type trailer struct {
+	indexOffset int64
+	indexLength int64
+}
+
+func (t trailer) marshal() []byte {
+	b := make([]byte, trailerSize)
+	binary.LittleEndian.PutUint32(b[0:], skippableMagic)
+	binary.LittleEndian.PutUint32(b[4:], trailerPayload)
+	copy(b[8:], trailerMagic)
+	binary.LittleEndian.PutUint64(b[16:], uint64(t.indexOffset))
+	binary.LittleEndian.PutUint64(b[24:], uint64(t.indexLength))
+	return b
+}
+
+// readTrailer reads the trailer at the end of a volume of the given size.
+func readTrailer(r io.ReaderAt, size int64) (trailer, error) {
+	if size < trailerSize {
+		return trailer{}, fmt.Errorf("%w: %d bytes is too short for a volume", ErrTruncated, size)
+	}
+	b := make([]byte, trailerSize)
+	if _, err := r.ReadAt(b, size-trailerSize); err != nil {
+		return trailer{}, fmt.Errorf("read trailer: %w", err)
+	}
+	t, err := readTrailerBytes(b)
+	if err != nil {
+		return trailer{}, err
+	}
+	if t.indexOffset+t.indexLength > size-trailerSize {
+		return trailer{}, fmt.Errorf("%w: trailer points outside the volume", ErrFormat)
+	}
+	return t, nil
+}
+
+// readTrailerBytes decodes a trailer.
+func readTrailerBytes(b []byte) (trailer, error) {
+	if binary.LittleEndian.Uint32(b[0:]) != skippableMagic || binary.LittleEndian.Uint32(b[4:]) != trailerPayload ||
+		string(b[8:16]) != trailerMagic {
+		return trailer{}, fmt.Errorf("%w: no ferry trailer at the end (cut short, or not a ferry volume)", ErrTruncated)
+	}
+	t := trailer{
+		indexOffset: int64(binary.LittleEndian.Uint64(b[16:])),
+		indexLength: int64(binary.LittleEndian.Uint64(b[24:])),
+	}
+	if t.indexOffset < 0 || t.indexLength <= 0 {
+		return trailer{}, fmt.Errorf("%w: trailer points outside the volume", ErrFormat)
+	}
+	return t, nil
+}
+
+// zstd stores a block that does not compress as a raw block with a 3 byte
+// header; blocks are at most 128 KiB. So a frame never exceeds its input by
+// more than this bound, whatever the data.
+const (
+	zstdBlock         = 128 << 10
+	zstdFrameOverhead = 18 // frame header (at most 14) plus checksum (4)
+)
+
+// entryBound is the most bytes a tar entry of n content bytes can take once
+// compressed into its own frame: header, content, padding, block headers.
+func entryBound(n int64) int64 {
+	raw := 512 + n + 511
+	return raw + 3*(raw/zstdBlock+1) + zstdFrameOverhead
+}
+
+// largestContentWithin returns the largest content size whose entryBound is at
+// most limit, or 0 when not even an empty entry fits.
+func largestContentWithin(limit int64) int64 {
+	if limit < entryBound(0) {
+		return 0
+	}
+	n := (limit - entryBound(0)) * zstdBlock / (zstdBlock + 3)
+	for n > 0 && entryBound(n) > limit {
+		n--
+	}
+	return n
+}
+
+// countingWriter counts what reaches the volume file.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// switchWriter forwards to whichever frame encoder is current, so one tar
+// writer can span many frames.
+type switchWriter struct{ w io.Writer }
+
+func (s *switchWriter) Write(p []byte) (int, error) { return s.w.Write(p) }

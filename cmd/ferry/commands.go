@@ -1,0 +1,11 @@
+package main
+
+import "github.com/urfave/cli/v2"
+
+// commands lists ferry's commands; each is built by its own function with its
+// flags in a struct, so nothing is shared between runs.
+func commands(env *environment) []*cli.Command {
+	return []*cli.Command{
+		keyCommand(env),
+	}
+}
