@@ -31,3 +31,12 @@ var (
 	// match the content and key.
 	ErrBadSignature = errors.New("signature does not verify")
 )
+
+var (
+	// ErrArchiveInvalid is returned when an archive fails verification:
+	// a bad signature, digest, size or structure.
+	ErrArchiveInvalid = errors.New("archive failed verification")
+	// ErrArchiveIncomplete is returned when everything present verifies but
+	// volumes or blobs are missing.
+	ErrArchiveIncomplete = errors.New("archive is incomplete")
+)
