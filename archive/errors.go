@@ -13,7 +13,7 @@ var (
 	// missing or does not verify.
 	ErrSignature = errors.New("bill of materials signature invalid")
 	// ErrDigest is returned for content that does not match its digest or size.
-	ErrDigest = errors.New("content does not match its digest")
+	ErrDigest = errors.New("integrity check failed")
 	// ErrNotFound is returned when a blob is not in a volume.
 	ErrNotFound = errors.New("not in this volume")
 	// ErrExists is returned when an output file is already there.

@@ -123,7 +123,7 @@ func (s *scanner) streamErr(err error) error {
 	if s.cur != "" {
 		where = "in or after " + s.cur
 	}
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, ErrTruncated) {
 		return fmt.Errorf("%w: stream ends %s", ErrTruncated, where)
 	}
 	return fmt.Errorf("%w: corrupt compressed data %s: %v", ErrDigest, where, err)

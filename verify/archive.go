@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/internal/digestio"
@@ -127,8 +128,9 @@ type archiveCheck struct {
 	// firstBlob and lastBlob are the positions in the bill of materials of
 	// the first and last blob each volume holds; blobs go into volumes in
 	// that order, so a missing blob can be placed in its missing volume.
-	span  map[int][2]int
-	final int
+	span   map[int][2]int
+	final  int
+	failed int
 }
 
 func (a *archiveCheck) problem(kind, volume, digest, format string, args ...any) {
@@ -173,6 +175,7 @@ func (a *archiveCheck) volume(path string) {
 	}
 	if err != nil {
 		vr.Error = err.Error()
+		a.failed++
 		a.problem(problemInvalid, path, "", "%v", err)
 		return
 	}
@@ -266,12 +269,7 @@ func (a *archiveCheck) crossCheck() {
 		a.problem(problemMissing, "", "", "volume %d is missing: volume %d (%s) is not the last one", last+1, last, a.byVolume[last])
 	}
 	a.joinParts()
-	for i, b := range a.bom.Blobs {
-		if a.present[b.Digest] || a.hasProblem(b.Digest) {
-			continue
-		}
-		a.problem(problemMissing, "", b.Digest, "blob %s (%d bytes) is missing; it belongs in %s", b.Digest, b.Size, a.whereMissing(i))
-	}
+	a.reportMissingBlobs()
 	for d, children := range a.manifests {
 		for _, c := range children {
 			if _, listed := a.bom.Blob(c.Digest); !listed {
@@ -279,13 +277,51 @@ func (a *archiveCheck) crossCheck() {
 			}
 		}
 	}
+	var lost []string
 	for _, art := range a.bom.Artifacts {
 		for _, d := range art.Blobs {
 			if !a.present[d] {
-				a.problem(problemMissing, "", d, "artifact %s (%s) cannot be restored: blob %s is missing or invalid", art.Name, art.Source, d)
+				lost = append(lost, art.Name)
 				break
 			}
 		}
+	}
+	if len(lost) > 0 {
+		a.problem(problemMissing, "", "", "%d artifact(s) cannot be restored from the volumes given: %s", len(lost), strings.Join(lost, ", "))
+	}
+}
+
+// reportMissingBlobs names blobs that no volume given holds, grouped by the
+// volume that should hold them, with one example digest per group.
+func (a *archiveCheck) reportMissingBlobs() {
+	type group struct {
+		count int
+		bytes int64
+		first string
+	}
+	groups := map[string]*group{}
+	var order []string
+	for i, b := range a.bom.Blobs {
+		if a.present[b.Digest] || a.hasProblem(b.Digest) {
+			continue
+		}
+		where := a.whereMissing(i)
+		g := groups[where]
+		if g == nil {
+			g = &group{first: b.Digest}
+			groups[where] = g
+			order = append(order, where)
+		}
+		g.count++
+		g.bytes += b.Size
+	}
+	for _, where := range order {
+		g := groups[where]
+		kind := problemMissing
+		if a.failed > 0 && strings.Contains(where, "failed") {
+			kind = problemInvalid
+		}
+		a.problem(kind, "", g.first, "%d blob(s), %d bytes, are not in the volumes given (first %s); they belong in %s", g.count, g.bytes, g.first, where)
 	}
 }
 
@@ -307,10 +343,13 @@ func (a *archiveCheck) whereMissing(i int) string {
 			best = n
 		}
 	}
-	if _, ok := a.byVolume[best+1]; !ok {
-		return fmt.Sprintf("volume %d, which was not given", best+1)
+	if _, ok := a.byVolume[best+1]; ok {
+		return fmt.Sprintf("volume %d, which does not hold them", best+1)
 	}
-	return fmt.Sprintf("volume %d, which does not hold it", best+1)
+	if a.failed > 0 {
+		return fmt.Sprintf("volume %d or a volume that failed verification", best+1)
+	}
+	return fmt.Sprintf("volume %d, which was not given", best+1)
 }
 
 // joinParts checks each split blob: parts contiguous from 0 to its size and,

@@ -6,6 +6,9 @@ import "github.com/urfave/cli/v2"
 // flags in a struct, so nothing is shared between runs.
 func commands(env *environment) []*cli.Command {
 	return []*cli.Command{
+		collectCommand(env),
+		verifyCommand(env),
+		inspectCommand(env),
 		keyCommand(env),
 	}
 }

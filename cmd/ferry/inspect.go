@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferrytool/ferry/archive"
+)
+
+type inspectFlags struct {
+	output string
+}
+
+func inspectCommand(env *environment) *cli.Command {
+	var f inspectFlags
+	return &cli.Command{
+		Name:      "inspect",
+		Usage:     "list an archive's artifacts, sizes, deduplication and volumes from its index",
+		ArgsUsage: "VOLUME...",
+		Description: "Reads only the index at the end of each volume: no blob is decompressed, so it is quick\n" +
+			"on any archive size. It does not check signatures or digests; `ferry verify` does.",
+		Flags: []cli.Flag{outputFlag(&f.output)},
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return usageErrorf("inspect: give the archive's volume files")
+			}
+			if err := checkOutput(f.output); err != nil {
+				return err
+			}
+			var vols []archive.VolumeSource
+			for _, p := range c.Args().Slice() {
+				file, err := os.Open(p)
+				if err != nil {
+					return withCode(ExitIncomplete, err)
+				}
+				defer file.Close()
+				st, err := file.Stat()
+				if err != nil {
+					return err
+				}
+				vols = append(vols, archive.VolumeSource{Name: p, R: file, Size: st.Size()})
+			}
+			in, err := archive.Inspect(c.Context, vols, "")
+			if err != nil {
+				return withCode(ExitVerify, err)
+			}
+			if f.output == "json" {
+				return writeJSON(env.stdout, in)
+			}
+			printInspection(env, in)
+			return nil
+		},
+	}
+}
+
+func printInspection(env *environment, in *archive.Inspection) {
+	w := env.stdout
+	fmt.Fprintf(w, "archive %s (created %s", in.ArchiveID, in.Created)
+	if in.Tool != "" {
+		fmt.Fprintf(w, " by %s", in.Tool)
+	}
+	fmt.Fprintf(w, ")\nbill of materials %s\n\n", in.BOMDigest)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tNAME\tDESTINATION\tSIZE\tDIGEST\tREASON")
+	for _, a := range in.Artifacts {
+		reason := ""
+		if len(a.Reasons) > 0 {
+			reason = a.Reasons[0].From
+			if a.Reasons[0].Detail != "" {
+				reason += ": " + a.Reasons[0].Detail
+			}
+			if len(a.Reasons) > 1 {
+				reason += fmt.Sprintf(" (+%d)", len(a.Reasons)-1)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Kind, a.Name, a.Dest.String(), humanBytes(a.TotalSize), shortDigest(a.Digest), reason)
+	}
+	tw.Flush()
+	s := in.Stats
+	fmt.Fprintf(w, "\n%d artifacts, %d blobs; %s as separate images, %s stored: deduplication saves %s\n\n",
+		s.Artifacts, s.Blobs, humanBytes(s.LogicalBytes), humanBytes(s.StoredBytes), humanBytes(s.Saved()))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VOLUME\tFILE\tSIZE\tBLOBS\tPARTS")
+	for _, v := range in.Volumes {
+		num := fmt.Sprint(v.Number)
+		if v.Final {
+			num += " (last)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", num, v.Name, humanBytes(v.Size), v.Blobs, v.Parts)
+	}
+	tw.Flush()
+	for _, n := range in.Missing {
+		fmt.Fprintf(w, "volume %d was not given\n", n)
+	}
+	if !in.LastSeen {
+		fmt.Fprintln(w, "the last volume was not given")
+	}
+}
+
+func shortDigest(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}

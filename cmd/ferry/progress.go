@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
+)
+
+// progress shows long work: bars on a terminal, plain lines otherwise, so a
+// log file or a CI transcript stays readable.
+type progress interface {
+	// Bar starts a byte bar; total may be 0 when unknown.
+	Bar(name string, total int64) bar
+	// Line prints a message above the bars.
+	Line(format string, args ...any)
+	// Wait ends the display.
+	Wait()
+}
+
+type bar interface {
+	Add(n int64)
+	Done()
+}
+
+func newProgress(w io.Writer, quiet bool) progress {
+	if quiet {
+		return &plainProgress{w: io.Discard}
+	}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return &barProgress{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond)), w: w}
+	}
+	return &plainProgress{w: w}
+}
+
+type barProgress struct {
+	p  *mpb.Progress
+	w  io.Writer
+	mu sync.Mutex
+}
+
+func (b *barProgress) Bar(name string, total int64) bar {
+	if len(name) > 32 {
+		name = name[:15] + "…" + name[len(name)-16:]
+	}
+	br := b.p.New(total, mpb.BarStyle(),
+		mpb.PrependDecorators(decor.Name(name, decor.WC{W: 34, C: decor.DindentRight})),
+		mpb.AppendDecorators(decor.Counters(decor.SizeB1024(0), "% .1f / % .1f"), decor.Name(" "), decor.AverageSpeed(decor.SizeB1024(0), "% .1f")),
+		mpb.BarRemoveOnComplete())
+	return &mpbBar{b: br, total: total}
+}
+
+func (b *barProgress) Line(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	b.p.Write([]byte(msg + "\n"))
+}
+
+func (b *barProgress) Wait() { b.p.Wait() }
+
+type mpbBar struct {
+	b     *mpb.Bar
+	total int64
+	n     int64
+}
+
+func (m *mpbBar) Add(n int64) {
+	m.n += n
+	if m.total == 0 || m.n > m.total {
+		m.b.SetTotal(m.n+1, false)
+	}
+	m.b.IncrInt64(n)
+}
+
+func (m *mpbBar) Done() {
+	m.b.SetTotal(-1, true)
+}
+
+// plainProgress writes a line when a bar starts, every few seconds while it
+// runs, and when it ends.
+type plainProgress struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (p *plainProgress) Bar(name string, total int64) bar {
+	return &plainBar{p: p, name: name, total: total, last: time.Now()}
+}
+
+func (p *plainProgress) Line(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, format+"\n", args...)
+}
+
+func (p *plainProgress) Wait() {}
+
+type plainBar struct {
+	p     *plainProgress
+	name  string
+	total int64
+	n     int64
+	last  time.Time
+	mu    sync.Mutex
+}
+
+func (b *plainBar) Add(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n += n
+	if time.Since(b.last) > 5*time.Second {
+		b.last = time.Now()
+		if b.total > 0 {
+			b.p.Line("%s: %s of %s (%d%%)", b.name, humanBytes(b.n), humanBytes(b.total), b.n*100/b.total)
+		} else {
+			b.p.Line("%s: %s", b.name, humanBytes(b.n))
+		}
+	}
+}
+
+func (b *plainBar) Done() {}
+
+// humanBytes renders a size in binary units.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
