@@ -98,6 +98,9 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 	opts.Signer = signer
 	opts.Dir, opts.Name = filepath.Dir(f.output), filepath.Base(f.output)
 	opts.Name = strings.TrimSuffix(opts.Name, ".tar.zst")
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return fmt.Errorf("output folder: %w", err)
+	}
 	if opts.CacheDir = f.cacheDir; opts.CacheDir == "" {
 		base, err := os.UserCacheDir()
 		if err != nil {
