@@ -54,6 +54,8 @@ type Registry struct {
 
 	transport *http.Transport
 	proc      *registryProcess
+	// closer stops a registry that is not a process of its own (a proxy).
+	closer func()
 }
 
 const (
@@ -188,7 +190,12 @@ func (r *Registry) Ref(t testing.TB, repoAndTag string) name.Reference {
 // Stop kills the registry and waits for it to exit, to simulate a registry
 // going down mid-test. It is safe to call more than once and from any goroutine.
 func (r *Registry) Stop() {
-	r.proc.stop()
+	if r.proc != nil {
+		r.proc.stop()
+	}
+	if r.closer != nil {
+		r.closer()
+	}
 	r.transport.CloseIdleConnections()
 }
 
