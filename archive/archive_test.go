@@ -202,3 +202,17 @@ func TestVolumeSizeTooSmall(t *testing.T) {
 		t.Fatalf("err = %v, want ErrVolumeSize", err)
 	}
 }
+
+func TestWriteReplacesUnfinishedVolumes(t *testing.T) {
+	f := newFixture(t, 10<<10)
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "x.tar.zst.001.partial")
+	os.WriteFile(stale, []byte("cut off"), 0o644)
+	res, err := Write(context.Background(), f.bom, f.src, WriteOptions{Dir: dir, Name: "x", Signer: testSigner{"k"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := listDir(t, dir); len(left) != 1 || left[0] != res.Volumes[0].Path {
+		t.Fatalf("files after write: %v", left)
+	}
+}

@@ -185,6 +185,13 @@ func refuseExisting(dir, name string) error {
 			return fmt.Errorf("%w: %s (remove it or choose another --output)", ErrExists, m)
 		}
 	}
+	// Only partial volumes are left: an earlier write of this archive was cut
+	// off. They were never complete, so nothing is lost by removing them.
+	for _, m := range matches {
+		if err := os.Remove(m); err != nil {
+			return fmt.Errorf("remove unfinished volume %s: %w", m, err)
+		}
+	}
 	return nil
 }
 
