@@ -9,6 +9,7 @@ func commands(env *environment) []*cli.Command {
 		collectCommand(env),
 		verifyCommand(env),
 		inspectCommand(env),
+		clusterCommand(env),
 		keyCommand(env),
 	}
 }
