@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,19 +10,28 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/store"
 )
 
-// Cache is a content-addressed blob store on local disk. A blob is only ever
-// visible under its digest once its bytes have been verified, so an
-// interrupted download leaves at most a temporary file behind.
+// Cache is a content-addressed blob store on local disk with a bbolt index
+// beside it. A blob is only visible under its digest once its bytes have
+// been verified and it is recorded in the index, so an interrupted download
+// leaves at most a temporary file behind.
 type Cache struct {
 	dir string
+	idx *store.CacheIndex
+	now func() time.Time
 }
 
-// OpenCache opens (creating) a cache rooted at dir.
+// cacheIndexName is the index file inside the cache folder.
+const cacheIndexName = "index.db"
+
+// OpenCache opens (creating) a cache rooted at dir. Close it to release the
+// index lock.
 func OpenCache(dir string) (*Cache, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("cache: no directory given")
@@ -29,27 +39,126 @@ func OpenCache(dir string) (*Cache, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return nil, fmt.Errorf("cache %s: %w", dir, err)
 	}
-	return &Cache{dir: dir}, nil
+	idx, err := store.OpenCacheIndex(filepath.Join(dir, cacheIndexName), 0)
+	if err != nil {
+		return nil, fmt.Errorf("cache %s: %w", dir, err)
+	}
+	return &Cache{dir: dir, idx: idx, now: time.Now}, nil
 }
+
+// Close releases the index.
+func (c *Cache) Close() error { return c.idx.Close() }
+
+// Index is the cache's bbolt index.
+func (c *Cache) Index() *store.CacheIndex { return c.idx }
 
 func (c *Cache) path(digest string) string {
 	return filepath.Join(c.dir, "blobs", "sha256", strings.TrimPrefix(digest, "sha256:"))
 }
 
-// Has reports whether the blob is in the cache with the expected size.
+// Has reports whether the blob is recorded and its file has the expected
+// size. A record whose file went missing is dropped.
 func (c *Cache) Has(b manifest.Blob) bool {
+	rec, ok, err := c.idx.Blob(b.Digest)
+	if err != nil || !ok || rec.Size != b.Size {
+		return false
+	}
 	st, err := os.Stat(c.path(b.Digest))
-	return err == nil && st.Size() == b.Size
+	if err != nil || st.Size() != b.Size {
+		c.idx.DeleteBlob(b.Digest)
+		return false
+	}
+	return true
+}
+
+// Lookup returns the recorded blob with this digest, whatever its size.
+func (c *Cache) Lookup(digest string) (manifest.Blob, bool) {
+	rec, ok, err := c.idx.Blob(digest)
+	if err != nil || !ok {
+		return manifest.Blob{}, false
+	}
+	b := manifest.Blob{Digest: rec.Digest, Size: rec.Size, MediaType: rec.MediaType}
+	if !c.Has(b) {
+		return manifest.Blob{}, false
+	}
+	return b, true
 }
 
 // Put stores content under its digest, verifying it on the way in.
-func (c *Cache) Put(ctx context.Context, b manifest.Blob, r io.Reader) (err error) {
+func (c *Cache) Put(ctx context.Context, b manifest.Blob, r io.Reader) error {
 	if err := manifest.CheckDigest(b.Digest); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(c.path(b.Digest)), ".tmp-*")
+	_, err := c.write(ctx, b.MediaType, r, &b)
+	return err
+}
+
+// download copies a blob into a temporary file of the cache without
+// hashing it, checking only its size, and returns the file's path. The blob
+// is not in the cache until promote files it under its digest, which the
+// caller does only once the content was verified on its way elsewhere (into
+// the archive). obs, when set, lets a reader follow the file as it grows.
+func (c *Cache) download(ctx context.Context, b manifest.Blob, r io.Reader, obs *inflight) (path string, err error) {
+	tmp, err := os.CreateTemp(filepath.Join(c.dir, "blobs", "sha256"), ".dl-*")
 	if err != nil {
+		return "", fmt.Errorf("cache: %w", err)
+	}
+	defer func() {
+		if cerr := tmp.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("cache: %w", cerr)
+		}
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}()
+	var w io.Writer = tmp
+	if obs != nil {
+		obs.started(tmp.Name())
+		w = obs.writer(tmp)
+	}
+	// Large buffers: fewer system calls and wake-ups of the follower.
+	n, err := io.CopyBuffer(w, ctxReader{ctx: ctx, r: io.LimitReader(r, b.Size+1)}, make([]byte, 1<<20))
+	if err == nil && n != b.Size {
+		err = fmt.Errorf("got %d bytes, expected %d", n, b.Size)
+	}
+	if err != nil {
+		return "", fmt.Errorf("blob %s: %w", b.Digest, err)
+	}
+	return tmp.Name(), nil
+}
+
+// promote files a downloaded temporary file under its digest, once its
+// content has been verified.
+func (c *Cache) promote(path string, b manifest.Blob) error {
+	if err := os.Rename(path, c.path(b.Digest)); err != nil {
 		return fmt.Errorf("cache: %w", err)
+	}
+	now := c.now().UTC()
+	return c.idx.PutBlob(store.CacheBlob{Digest: b.Digest, Size: b.Size, MediaType: b.MediaType, Added: now, Used: now})
+}
+
+// PutBytes stores a small blob held in memory and returns its descriptor.
+func (c *Cache) PutBytes(ctx context.Context, mediaType string, data []byte) (manifest.Blob, error) {
+	b := manifest.Blob{Digest: digestio.FromBytes(data), Size: int64(len(data)), MediaType: mediaType}
+	if c.Has(b) {
+		return b, nil
+	}
+	return b, c.Put(ctx, b, bytes.NewReader(data))
+}
+
+// PutStream stores content whose digest is not known in advance, such as a
+// chart archive from a repository whose index lists no digest.
+func (c *Cache) PutStream(ctx context.Context, mediaType string, r io.Reader) (manifest.Blob, error) {
+	return c.write(ctx, mediaType, r, nil)
+}
+
+// write copies r to a temporary file, then files it under its digest. With
+// want given, the content must match its digest and size, and is hashed only
+// once, by the verifying reader.
+func (c *Cache) write(ctx context.Context, mediaType string, r io.Reader, want *manifest.Blob) (b manifest.Blob, err error) {
+	tmp, err := os.CreateTemp(filepath.Join(c.dir, "blobs", "sha256"), ".tmp-*")
+	if err != nil {
+		return b, fmt.Errorf("cache: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -57,16 +166,42 @@ func (c *Cache) Put(ctx context.Context, b manifest.Blob, r io.Reader) (err erro
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err = io.Copy(tmp, ctxReader{ctx: ctx, r: digestio.NewReader(r, b.Digest, b.Size)}); err != nil {
-		return fmt.Errorf("blob %s: %w", b.Digest, err)
+	if want != nil {
+		if _, err = io.Copy(tmp, ctxReader{ctx: ctx, r: digestio.NewReader(r, want.Digest, want.Size)}); err != nil {
+			return b, fmt.Errorf("blob %s: %w", want.Digest, err)
+		}
+		b = *want
+	} else {
+		d := digestio.NewDigester()
+		if _, err = io.Copy(io.MultiWriter(tmp, d), ctxReader{ctx: ctx, r: r}); err != nil {
+			return b, err
+		}
+		b = manifest.Blob{Digest: d.Digest(), Size: d.Size(), MediaType: mediaType}
 	}
 	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("cache: %w", err)
+		return b, fmt.Errorf("cache: %w", err)
 	}
 	if err = os.Rename(tmp.Name(), c.path(b.Digest)); err != nil {
-		return fmt.Errorf("cache: %w", err)
+		return b, fmt.Errorf("cache: %w", err)
 	}
-	return nil
+	now := c.now().UTC()
+	if err = c.idx.PutBlob(store.CacheBlob{Digest: b.Digest, Size: b.Size, MediaType: mediaType, Added: now, Used: now}); err != nil {
+		return b, fmt.Errorf("cache: %w", err)
+	}
+	return b, nil
+}
+
+// ReadSmall returns a cached blob's bytes, refusing one over limit.
+func (c *Cache) ReadSmall(b manifest.Blob, limit int64) ([]byte, error) {
+	if b.Size > limit {
+		return nil, fmt.Errorf("blob %s is %d bytes, over the %d byte limit", b.Digest, b.Size, limit)
+	}
+	f, err := os.Open(c.path(b.Digest))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(digestio.NewReader(f, b.Digest, b.Size))
 }
 
 // OpenBlob implements archive.BlobSource.

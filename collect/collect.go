@@ -1,35 +1,44 @@
 package collect
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
+	"net/http"
+	"path/filepath"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/manifest"
 )
 
-// Options configure Plan and Collect. Zero values are documented per field.
+const defaultVolumeSize = archive.DefaultVolumeSize
+
+// Options configure MakePlan and Collect. Zero values are documented per
+// field.
 type Options struct {
-	// Images are image references as a user types them.
-	Images []string
-	// PlainHTTP lets image references use plain HTTP registries.
+	// Spec lists what to collect. Required; entries whose Origin is
+	// manifest.OriginFlag are reported as coming from the command line.
+	Spec *manifest.TransferSpec
+	// PackVerifier checks Artifact Studio pack signatures. Required when
+	// the spec has a .zst pack.
+	PackVerifier PackVerifier
+	// PlainHTTP lets image references and oci:// charts use plain HTTP
+	// registries.
 	PlainHTTP bool
-	// Remote are go-containerregistry options for every source registry
-	// request: credentials, transport. Nil means anonymous over the default
-	// transport.
-	Remote []remote.Option
-	// Jobs bounds parallel downloads; zero means 4.
+	// Keychain gives source registry credentials; nil means anonymous.
+	Keychain authn.Keychain
+	// Transport carries every request to registries and chart
+	// repositories; nil means http.DefaultTransport.
+	Transport http.RoundTripper
+	// Jobs bounds parallel resolutions and downloads; zero means 4.
 	Jobs int
-	// CacheDir is the content-addressed cache. Required for Collect.
+	// CacheDir is the content-addressed cache. Required.
 	CacheDir string
 	// Dir and Name place the archive; see archive.WriteOptions.
 	Dir, Name string
@@ -37,11 +46,11 @@ type Options struct {
 	VolumeSize int64
 	// Signer signs the bill of materials. Required for Collect.
 	Signer archive.Signer
-	// Tool names the ferry build in the archive.
+	// Tool names the ferry build in the archive and in user agents.
 	Tool string
 	// Now stamps the archive; nil means time.Now.
 	Now func() time.Time
-	// Logger receives debug records; nil discards.
+	// Logger receives debug records and warnings; nil discards.
 	Logger *slog.Logger
 	// Progress receives progress events; nil fields are not called.
 	Progress Progress
@@ -51,6 +60,9 @@ type Options struct {
 type Progress struct {
 	// OnResolved is called once per artifact after its manifests are read.
 	OnResolved func(a manifest.Artifact)
+	// OnFetchTotal is called once before downloads start, with what is
+	// not in the cache yet.
+	OnFetchTotal func(bytes int64, blobs int)
 	// OnFetchStart is called before a blob download starts.
 	OnFetchStart func(b manifest.Blob)
 	// OnFetchBytes reports downloaded bytes of a blob.
@@ -64,26 +76,6 @@ type Progress struct {
 	OnVolume func(v archive.VolumeInfo)
 }
 
-// Plan is what a collect would put into the archive.
-type Plan struct {
-	BOM      *manifest.BOM
-	resolved []*resolved
-}
-
-// Stats sums the plan.
-func (p *Plan) Stats() manifest.Stats { return p.BOM.Stats() }
-
-// EstimateVolumes is how many volumes the archive will need at most, assuming
-// nothing compresses.
-func (p *Plan) EstimateVolumes(volumeSize int64) int {
-	if volumeSize <= 0 {
-		volumeSize = archive.DefaultVolumeSize
-	}
-	s := p.Stats().StoredBytes
-	n := int((s + volumeSize - 1) / volumeSize)
-	return max(n, 1)
-}
-
 func (o *Options) defaults() {
 	if o.Jobs <= 0 {
 		o.Jobs = 4
@@ -94,200 +86,111 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Keychain == nil {
+		o.Keychain = authn.NewMultiKeychain() // resolves everything to anonymous
+	}
+	if o.Transport == nil {
+		o.Transport = http.DefaultTransport
+	}
 }
 
-// MakePlan resolves every requested artifact without downloading layers.
+// MakePlan resolves every requested artifact without downloading image
+// layers: manifests, chart archives (to render them) and local files are
+// read; everything read from a server goes into the cache.
 func MakePlan(ctx context.Context, opts Options) (*Plan, error) {
 	opts.defaults()
-	if len(opts.Images) == 0 {
-		return nil, ErrNothing
-	}
-	refs := make([]string, 0, len(opts.Images))
-	seen := map[string]bool{}
-	for _, s := range opts.Images {
-		ref, err := ParseImageRef(s, opts.PlainHTTP)
-		if err != nil {
-			return nil, err
-		}
-		if !seen[ref.Name()] {
-			seen[ref.Name()] = true
-			refs = append(refs, s)
-		}
-	}
-	results := make([]*resolved, len(refs))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(opts.Jobs)
-	for i, s := range refs {
-		g.Go(func() error {
-			ref, _ := ParseImageRef(s, opts.PlainHTTP)
-			r, err := resolveImage(gctx, ref, opts.Remote)
-			if err != nil {
-				return err
-			}
-			r.artifact.Reasons = []manifest.Reason{{From: "flag", Detail: "--image " + s}}
-			results[i] = r
-			if opts.Progress.OnResolved != nil {
-				opts.Progress.OnResolved(r.artifact)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	cache, err := OpenCache(opts.CacheDir)
+	if err != nil {
 		return nil, err
 	}
-	return buildPlan(opts, results)
+	defer cache.Close()
+	return makePlan(ctx, opts, cache)
 }
 
-func buildPlan(opts Options, results []*resolved) (*Plan, error) {
-	bom := manifest.NewBOM(newArchiveID(), opts.Now())
-	bom.Tool = opts.Tool
-	inBOM := map[string]bool{}
-	dests := map[string]string{}
-	for _, r := range results {
-		d := r.artifact.Dest.String()
-		if other, ok := dests[d]; ok {
-			return nil, fmt.Errorf("%w: %s and %s both go to %s", ErrConflict, other, r.artifact.Source, d)
-		}
-		dests[d] = r.artifact.Source
-		for _, b := range r.blobs {
-			if !inBOM[b.blob.Digest] {
-				inBOM[b.blob.Digest] = true
-				bom.Blobs = append(bom.Blobs, b.blob)
-			}
-		}
-		bom.Artifacts = append(bom.Artifacts, r.artifact)
-	}
-	if err := bom.Validate(); err != nil {
+func makePlan(ctx context.Context, opts Options, cache *Cache) (*Plan, error) {
+	p, err := newPlanner(opts, cache)
+	if err != nil {
 		return nil, err
 	}
-	return &Plan{BOM: bom, resolved: results}, nil
+	return p.plan(ctx)
 }
 
 // Result describes a finished collect.
 type Result struct {
 	BOM     *manifest.BOM
 	Volumes []archive.VolumeInfo
-	// Downloaded counts the bytes fetched from sources; zero on a warm cache.
+	// Packs and Warnings are the plan's.
+	Packs    []PackNeed
+	Warnings []string
+	// Downloaded counts the bytes fetched from registries for the archive;
+	// zero on a warm cache.
 	Downloaded int64
 }
 
-// Collect resolves, fetches and writes the archive.
+// Collect resolves, fetches and writes the archive. Downloads and the
+// archive writer run together: the writer takes each blob as soon as it is
+// in the cache, in bill-of-materials order. On any error no archive is left
+// behind.
 func Collect(ctx context.Context, opts Options) (*Result, error) {
 	opts.defaults()
 	if opts.Signer == nil {
-		return nil, fmt.Errorf("collect: no signing key given")
+		return nil, fmt.Errorf("%w: collect: no signing key given", ErrUsage)
+	}
+	if err := refuseExisting(opts.Dir, opts.Name); err != nil {
+		return nil, err
 	}
 	cache, err := OpenCache(opts.CacheDir)
 	if err != nil {
 		return nil, err
 	}
-	plan, err := MakePlan(ctx, opts)
+	defer cache.Close()
+	plan, err := makePlan(ctx, opts, cache)
 	if err != nil {
 		return nil, err
 	}
-	downloaded, err := fetchAll(ctx, plan, cache, opts)
-	if err != nil {
-		return nil, err
-	}
-	res, err := archive.Write(ctx, plan.BOM, cache, archive.WriteOptions{
-		Dir: opts.Dir, Name: opts.Name, VolumeSize: opts.VolumeSize, Signer: opts.Signer,
-		Tool: opts.Tool, Logger: opts.Logger, OnProgress: opts.Progress.OnWriteBytes, OnVolume: opts.Progress.OnVolume,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &Result{BOM: plan.BOM, Volumes: res.Volumes, Downloaded: downloaded}, nil
-}
-
-// fetchAll downloads every blob not yet in the cache, each once, with
-// bounded parallelism.
-func fetchAll(ctx context.Context, plan *Plan, cache *Cache, opts Options) (int64, error) {
-	todo := map[string]blobRef{}
-	var order []string
-	for _, r := range plan.resolved {
-		for _, b := range r.blobs {
-			if _, ok := todo[b.blob.Digest]; !ok {
-				todo[b.blob.Digest] = b
-				order = append(order, b.blob.Digest)
-			}
-		}
-	}
-	var downloaded int64
-	var count = make(chan int64, len(order))
+	f := newFetcher(plan, cache, opts)
+	defer f.cleanup()
+	var res *archive.Result
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(opts.Jobs)
-	for _, d := range order {
-		br := todo[d]
-		if cache.Has(br.blob) {
-			if opts.Progress.OnFetchDone != nil {
-				opts.Progress.OnFetchDone(br.blob, true)
-			}
-			continue
-		}
-		g.Go(func() error {
-			n, err := fetchBlob(gctx, br, cache, opts)
-			count <- n
-			return err
+	g.Go(func() error { return f.run(gctx) })
+	g.Go(func() error {
+		var err error
+		res, err = archive.Write(gctx, plan.BOM, f, archive.WriteOptions{
+			Dir: opts.Dir, Name: opts.Name, VolumeSize: opts.VolumeSize, Signer: opts.Signer,
+			Tool: opts.Tool, Logger: opts.Logger, OnProgress: opts.Progress.OnWriteBytes, OnVolume: opts.Progress.OnVolume,
+			OnBlob: f.verified,
 		})
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
-	err := g.Wait()
-	close(count)
-	for n := range count {
-		downloaded += n
+	if err := f.err(); err != nil {
+		return nil, err
 	}
-	return downloaded, err
+	digests := make([]string, 0, len(plan.BOM.Blobs))
+	for _, b := range plan.BOM.Blobs {
+		digests = append(digests, b.Digest)
+	}
+	if err := cache.Index().Touch(digests, opts.Now()); err != nil {
+		opts.Logger.Warn("cache index: recording use", "err", err)
+	}
+	return &Result{BOM: plan.BOM, Volumes: res.Volumes, Packs: plan.Packs, Warnings: plan.Warnings, Downloaded: f.downloaded.Load()}, nil
 }
 
-func fetchBlob(ctx context.Context, br blobRef, cache *Cache, opts Options) (int64, error) {
-	if opts.Progress.OnFetchStart != nil {
-		opts.Progress.OnFetchStart(br.blob)
+// refuseExisting fails early, before anything is downloaded, when the
+// archive is already there; archive.Write checks again.
+func refuseExisting(dir, name string) error {
+	if dir == "" {
+		dir = "."
 	}
-	var src io.Reader
-	if br.data != nil {
-		src = bytes.NewReader(br.data)
-	} else {
-		ropts := append(opts.Remote[:len(opts.Remote):len(opts.Remote)], remote.WithContext(ctx))
-		layer, err := remote.Layer(br.repo.Digest(br.blob.Digest), ropts...)
-		if err != nil {
-			return 0, sourceErr(br.repo.Name()+"@"+br.blob.Digest, err)
+	matches, _ := filepath.Glob(filepath.Join(dir, name+".tar.zst*"))
+	for _, m := range matches {
+		if filepath.Ext(m) != ".partial" {
+			return fmt.Errorf("%w: %s (remove it or choose another --output)", archive.ErrExists, m)
 		}
-		rc, err := layer.Compressed()
-		if err != nil {
-			return 0, sourceErr(br.repo.Name()+"@"+br.blob.Digest, err)
-		}
-		defer rc.Close()
-		src = rc
 	}
-	cr := &countReader{r: src, fn: func(n int64) {
-		if opts.Progress.OnFetchBytes != nil {
-			opts.Progress.OnFetchBytes(br.blob, n)
-		}
-	}}
-	if err := cache.Put(ctx, br.blob, cr); err != nil {
-		return cr.n, fmt.Errorf("fetch %s@%s: %w", br.repo.Name(), br.blob.Digest, err)
-	}
-	if opts.Progress.OnFetchDone != nil {
-		opts.Progress.OnFetchDone(br.blob, false)
-	}
-	if br.data != nil {
-		return 0, nil
-	}
-	return cr.n, nil
-}
-
-type countReader struct {
-	r  io.Reader
-	n  int64
-	fn func(int64)
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if n > 0 {
-		c.fn(int64(n))
-	}
-	return n, err
+	return nil
 }
 
 func newArchiveID() string {

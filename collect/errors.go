@@ -3,8 +3,8 @@ package collect
 import "errors"
 
 var (
-	// ErrNotFound is returned when a reference, chart or pack does not exist
-	// at its source.
+	// ErrNotFound is returned when a reference, chart, chart version or
+	// image does not exist at its source.
 	ErrNotFound = errors.New("not found at the source")
 	// ErrSource is returned when a source cannot be reached or refuses us.
 	ErrSource = errors.New("source unavailable")
@@ -12,4 +12,17 @@ var (
 	ErrConflict = errors.New("two sources map to one destination")
 	// ErrNothing is returned when there is nothing to collect.
 	ErrNothing = errors.New("nothing to collect")
+	// ErrUsage is returned for a spec that asks for something impossible:
+	// a missing file, a chart whose upstream repository is unknown.
+	ErrUsage = errors.New("invalid request")
+	// ErrMissingPack is returned when a bundle needs a pack the spec does
+	// not provide, or a pack file is missing.
+	ErrMissingPack = errors.New("pack missing")
+	// ErrBadPackSignature is returned when a pack's vendor signature is
+	// missing or does not verify; the pack is not collected.
+	ErrBadPackSignature = errors.New("pack signature check failed")
+	// ErrPack is returned for a pack tarball that cannot be read.
+	ErrPack = errors.New("invalid pack")
+	// ErrChart is returned for a chart that does not load or render.
+	ErrChart = errors.New("chart cannot be rendered")
 )

@@ -2,25 +2,30 @@ package collect
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
-	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
 )
 
-// blobRef is a blob and where to fetch it from.
+// blobRef is a blob and where to fetch it from: the cache already, a source
+// repository, or a local file.
 type blobRef struct {
 	blob manifest.Blob
-	repo name.Repository
-	// data holds manifests, which resolution already fetched.
-	data []byte
+	// repo is the source repository of a blob to download; nil when the
+	// blob is a local file or was put into the cache while resolving.
+	repo *name.Repository
+	// file is a local file holding exactly the blob.
+	file string
 }
 
 // resolved is an artifact with everything needed to fetch its blobs, in
@@ -30,6 +35,14 @@ type resolved struct {
 	blobs    []blobRef
 }
 
+func (r *resolved) closure() []string {
+	out := make([]string, 0, len(r.blobs))
+	for _, b := range r.blobs {
+		out = append(out, b.blob.Digest)
+	}
+	return out
+}
+
 // ParseImageRef parses a user-given image reference, normalised the way
 // Docker does (nginx -> docker.io/library/nginx:latest).
 func ParseImageRef(s string, plainHTTP bool) (name.Reference, error) {
@@ -37,7 +50,7 @@ func ParseImageRef(s string, plainHTTP bool) (name.Reference, error) {
 	if plainHTTP {
 		opts = append(opts, name.Insecure)
 	}
-	ref, err := name.ParseReference(s, opts...)
+	ref, err := name.ParseReference(strings.TrimSpace(s), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("image reference %q: %w", s, err)
 	}
@@ -53,77 +66,236 @@ func DisplayName(ref name.Reference) string {
 	return s
 }
 
-// resolveImage fetches the manifest (and for an index, every child manifest)
-// of ref; layer and config blobs are only listed, not downloaded.
-func resolveImage(ctx context.Context, ref name.Reference, ropts []remote.Option) (*resolved, error) {
-	ropts = append(ropts[:len(ropts):len(ropts)], remote.WithContext(ctx))
-	desc, err := remote.Get(ref, ropts...)
+// NormalizeImage returns the canonical form of an image reference, the one
+// every reason and artifact name uses: docker.io/library/nginx:latest for
+// nginx. A reference holding both tag and digest keeps both.
+func NormalizeImage(s string) (string, error) {
+	ref, err := name.ParseReference(strings.TrimSpace(s))
 	if err != nil {
-		return nil, sourceErr(DisplayName(ref), err)
+		return "", fmt.Errorf("image reference %q: %w", s, err)
+	}
+	out := DisplayName(ref)
+	if d, ok := ref.(name.Digest); ok {
+		if tag := tagOfDigestRef(s); tag != "" {
+			out = strings.TrimSuffix(out, "@"+d.DigestStr()) + ":" + tag + "@" + d.DigestStr()
+		}
+	}
+	return out, nil
+}
+
+// tagOfDigestRef returns the tag of "repo:tag@sha256:...", "" when none.
+func tagOfDigestRef(s string) string {
+	base, _, ok := strings.Cut(strings.TrimSpace(s), "@")
+	if !ok {
+		return ""
+	}
+	slash := strings.LastIndex(base, "/")
+	if i := strings.LastIndex(base, ":"); i > slash {
+		return base[i+1:]
+	}
+	return ""
+}
+
+// imageResolver reads manifests from source registries, through the cache.
+type imageResolver struct {
+	puller    *remote.Puller
+	cache     *Cache
+	plainHTTP bool
+	platforms []v1.Platform
+}
+
+// resolveImage fetches the manifest (and for an index, every child manifest)
+// of ref; layer and config blobs are only listed, not downloaded. A tag is
+// resolved with a HEAD request; manifests already in the cache are not
+// fetched again.
+func (ir *imageResolver) resolveImage(ctx context.Context, src string) (*resolved, error) {
+	ref, err := ParseImageRef(src, ir.plainHTTP)
+	if err != nil {
+		return nil, err
+	}
+	display, _ := NormalizeImage(src)
+	desc, data, err := ir.manifest(ctx, ref)
+	if err != nil {
+		return nil, err
 	}
 	r := &resolved{}
 	seen := map[string]bool{}
-	if err := addManifest(ctx, ref.Context(), string(desc.MediaType), desc.Manifest, desc.Digest.String(), ropts, r, seen, 0); err != nil {
-		return nil, fmt.Errorf("image %s: %w", DisplayName(ref), err)
-	}
-	tag := ""
-	if t, ok := ref.(name.Tag); ok {
-		tag = t.TagStr()
-	}
-	closure := make([]string, 0, len(r.blobs))
-	for _, b := range r.blobs {
-		closure = append(closure, b.blob.Digest)
-	}
-	r.artifact = manifest.Artifact{
+	repo := ref.Context()
+	art := manifest.Artifact{
 		Kind:      manifest.KindImage,
-		Name:      DisplayName(ref),
-		Source:    DisplayName(ref),
-		Digest:    desc.Digest.String(),
+		Name:      display,
+		Source:    display,
+		Digest:    desc.Digest,
 		Size:      desc.Size,
-		MediaType: string(desc.MediaType),
-		Blobs:     closure,
-		Dest:      manifest.Destination{Repository: "images/" + ref.Context().RepositoryStr(), Tag: tag},
+		MediaType: desc.MediaType,
+		Dest:      manifest.Destination{Repository: "images/" + repo.RepositoryStr(), Tag: imageTag(ref, src)},
 	}
+	if manifest.IsIndex(desc.MediaType) && len(ir.platforms) > 0 {
+		sub, kept, err := ir.subset(ctx, data, desc.MediaType)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", display, err)
+		}
+		if sub != nil {
+			b, err := ir.cache.PutBytes(ctx, desc.MediaType, sub)
+			if err != nil {
+				return nil, err
+			}
+			art.Annotations = map[string]string{
+				manifest.AnnotationSourceDigest: desc.Digest,
+				manifest.AnnotationPlatforms:    strings.Join(kept, ","),
+			}
+			desc, data = b, sub
+			art.Digest, art.Size = b.Digest, b.Size
+		}
+	}
+	if err := ir.addManifest(ctx, repo, desc, data, r, seen, 0); err != nil {
+		return nil, fmt.Errorf("image %s: %w", display, err)
+	}
+	art.Blobs = r.closure()
+	r.artifact = art
 	return r, nil
 }
 
-// addManifest appends a manifest's children, then the manifest itself.
-func addManifest(ctx context.Context, repo name.Repository, mediaType string, data []byte, digest string, ropts []remote.Option, r *resolved, seen map[string]bool, depth int) error {
-	if depth > 4 {
-		return fmt.Errorf("manifest %s: indexes nested too deep", digest)
+// imageTag is the destination tag: the source tag, also for tag@digest.
+func imageTag(ref name.Reference, src string) string {
+	if t, ok := ref.(name.Tag); ok {
+		return t.TagStr()
 	}
-	if got := digestio.FromBytes(data); got != digest {
-		return fmt.Errorf("manifest %s: registry served content with digest %s", digest, got)
+	return tagOfDigestRef(src)
+}
+
+// manifest returns the descriptor and bytes of what ref points at.
+func (ir *imageResolver) manifest(ctx context.Context, ref name.Reference) (manifest.Blob, []byte, error) {
+	digest := ""
+	if d, ok := ref.(name.Digest); ok {
+		digest = d.DigestStr()
+	} else {
+		desc, err := ir.puller.Head(ctx, ref)
+		if err != nil {
+			return manifest.Blob{}, nil, sourceErr(DisplayName(ref), err)
+		}
+		digest = desc.Digest.String()
 	}
-	if !manifest.IsManifest(mediaType) {
-		return fmt.Errorf("manifest %s has media type %q, which is not an image manifest or index", digest, mediaType)
+	return ir.manifestByDigest(ctx, ref.Context(), digest, DisplayName(ref))
+}
+
+// manifestByDigest reads a manifest from the cache, or fetches and caches it.
+func (ir *imageResolver) manifestByDigest(ctx context.Context, repo name.Repository, digest, what string) (manifest.Blob, []byte, error) {
+	if b, ok := ir.cache.Lookup(digest); ok && manifest.IsManifest(b.MediaType) {
+		if data, err := ir.cache.ReadSmall(b, manifest.MaxManifestSize); err == nil {
+			return b, data, nil
+		}
 	}
-	children, err := manifest.Children(mediaType, data)
+	desc, err := ir.puller.Get(ctx, repo.Digest(digest))
 	if err != nil {
-		return fmt.Errorf("manifest %s: %w", digest, err)
+		return manifest.Blob{}, nil, sourceErr(what, err)
+	}
+	b := manifest.Blob{Digest: desc.Digest.String(), Size: desc.Size, MediaType: string(desc.MediaType)}
+	if b.Digest != digest {
+		return b, nil, fmt.Errorf("%w: %s: registry served manifest %s for %s", ErrSource, what, b.Digest, digest)
+	}
+	if !manifest.IsManifest(b.MediaType) {
+		return b, nil, fmt.Errorf("%s: manifest %s has media type %q, which is not an image manifest or index", what, digest, b.MediaType)
+	}
+	if err := ir.cache.Put(ctx, b, strings.NewReader(string(desc.Manifest))); err != nil {
+		return b, nil, err
+	}
+	return b, desc.Manifest, nil
+}
+
+// addManifest appends a manifest's children, then the manifest itself.
+func (ir *imageResolver) addManifest(ctx context.Context, repo name.Repository, m manifest.Blob, data []byte, r *resolved, seen map[string]bool, depth int) error {
+	if depth > 4 {
+		return fmt.Errorf("manifest %s: indexes nested too deep", m.Digest)
+	}
+	children, err := manifest.Children(m.MediaType, data)
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", m.Digest, err)
 	}
 	for _, c := range children {
 		if seen[c.Digest] {
 			continue
 		}
 		if manifest.IsManifest(c.MediaType) {
-			child, err := remote.Get(repo.Digest(c.Digest), ropts...)
+			cb, cdata, err := ir.manifestByDigest(ctx, repo, c.Digest, repo.Name()+"@"+c.Digest)
 			if err != nil {
-				return sourceErr(repo.Name()+"@"+c.Digest, err)
+				return err
 			}
-			if err := addManifest(ctx, repo, string(child.MediaType), child.Manifest, c.Digest, ropts, r, seen, depth+1); err != nil {
+			if err := ir.addManifest(ctx, repo, cb, cdata, r, seen, depth+1); err != nil {
 				return err
 			}
 			continue
 		}
 		seen[c.Digest] = true
-		r.blobs = append(r.blobs, blobRef{blob: manifest.Blob{Digest: c.Digest, Size: c.Size, MediaType: c.MediaType}, repo: repo})
+		rp := repo
+		r.blobs = append(r.blobs, blobRef{blob: manifest.Blob{Digest: c.Digest, Size: c.Size, MediaType: c.MediaType}, repo: &rp})
 	}
-	if !seen[digest] {
-		seen[digest] = true
-		r.blobs = append(r.blobs, blobRef{blob: manifest.Blob{Digest: digest, Size: int64(len(data)), MediaType: mediaType}, repo: repo, data: data})
+	if !seen[m.Digest] {
+		seen[m.Digest] = true
+		r.blobs = append(r.blobs, blobRef{blob: m}) // in the cache already
 	}
 	return nil
+}
+
+// subset cuts an index down to the requested platforms. It returns nil when
+// the index holds exactly those already, and an error when it holds none.
+func (ir *imageResolver) subset(ctx context.Context, data []byte, mediaType string) ([]byte, []string, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, nil, fmt.Errorf("parse %s: %w", mediaType, err)
+	}
+	var entries []json.RawMessage
+	if err := json.Unmarshal(doc["manifests"], &entries); err != nil {
+		return nil, nil, fmt.Errorf("parse %s manifests: %w", mediaType, err)
+	}
+	var kept []json.RawMessage
+	var keptNames, all []string
+	for _, e := range entries {
+		var d struct {
+			Platform *v1.Platform `json:"platform"`
+		}
+		if err := json.Unmarshal(e, &d); err != nil {
+			return nil, nil, err
+		}
+		if d.Platform == nil {
+			continue
+		}
+		all = append(all, d.Platform.String())
+		for _, want := range ir.platforms {
+			if platformMatches(want, *d.Platform) {
+				kept = append(kept, e)
+				keptNames = append(keptNames, d.Platform.String())
+				break
+			}
+		}
+	}
+	if len(kept) == 0 {
+		return nil, nil, fmt.Errorf("%w: no manifest for platform %s (the index has %s)", ErrNotFound, platformList(ir.platforms), strings.Join(all, ", "))
+	}
+	if len(kept) == len(entries) {
+		return nil, keptNames, nil
+	}
+	raw, err := json.Marshal(kept)
+	if err != nil {
+		return nil, nil, err
+	}
+	doc["manifests"] = raw
+	out, err := json.Marshal(doc)
+	return out, keptNames, err
+}
+
+func platformMatches(want, have v1.Platform) bool {
+	return want.OS == have.OS && want.Architecture == have.Architecture &&
+		(want.Variant == "" || want.Variant == have.Variant)
+}
+
+func platformList(ps []v1.Platform) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	sort.Strings(s)
+	return strings.Join(s, ", ")
 }
 
 // sourceErr classifies a registry error so the operator sees whether the

@@ -12,6 +12,40 @@ const (
 	MediaTypeHelmChart       = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 	MediaTypeFerryPackConfig = "application/vnd.ferry.pack.config.v1+json"
 	MediaTypeFerryFile       = "application/vnd.ferry.file.v1"
+	// MediaTypeFerryBundleConfig is the config of a Profile Bundle archive
+	// carried as an OCI artifact.
+	MediaTypeFerryBundleConfig = "application/vnd.ferry.bundle.config.v1+json"
+	// MediaTypeFerryFileZstd is an opaque file that is already zstd data,
+	// such as an Artifact Studio pack.
+	MediaTypeFerryFileZstd = "application/vnd.ferry.file.v1+zstd"
+	// MediaTypeFerryPackSignature is the detached vendor signature of a pack
+	// (the .sig.bin), the second layer of a .zst pack artifact.
+	MediaTypeFerryPackSignature = "application/vnd.ferry.pack.signature.v1"
+	// MediaTypeTarGzip is a gzip'd tar: pack tarballs and bundle archives.
+	MediaTypeTarGzip = "application/vnd.oci.image.layer.v1.tar+gzip"
+)
+
+// Annotations ferry writes on the artifacts it builds, and the keys of
+// Artifact.Annotations that ingest reads.
+const (
+	// AnnotationTitle names a layer's original file.
+	AnnotationTitle = "org.opencontainers.image.title"
+	// AnnotationVersion is the version of a chart, pack or bundle.
+	AnnotationVersion = "org.opencontainers.image.version"
+	// AnnotationPackFormat is "zst" (Artifact Studio) or "tarball".
+	AnnotationPackFormat = "ferry.pack.format"
+	// AnnotationPackFile is the digest of the pack file's layer.
+	AnnotationPackFile = "ferry.pack.file"
+	// AnnotationPackSignature is the digest of the .sig.bin layer, so the
+	// air-gapped side can check the pack again against the vendor key.
+	AnnotationPackSignature = "ferry.pack.signature"
+	// AnnotationPackKeyID is the ID of the key the signature verified with.
+	AnnotationPackKeyID = "ferry.pack.signatureKeyID"
+	// AnnotationSourceDigest is the source's digest of an image index that
+	// was cut down to a platform subset, and so has a new digest.
+	AnnotationSourceDigest = "ferry.source.digest"
+	// AnnotationPlatforms lists the platforms kept of a cut-down index.
+	AnnotationPlatforms = "ferry.platforms"
 )
 
 // IsManifest reports whether a media type is an image manifest or index, the

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"crypto"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,8 +15,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/urfave/cli/v2"
+	"helm.sh/helm/v3/pkg/strvals"
 
 	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/collect"
@@ -21,31 +25,68 @@ import (
 )
 
 type collectFlags struct {
-	images          cli.StringSlice
-	key             string
-	passphraseStdin bool
-	output          string
-	volumeSize      string
-	cacheDir        string
-	jobs            int
-	plainHTTP       bool
-	plan            bool
-	quiet           bool
+	spec              string
+	images            cli.StringSlice
+	chartURL          string
+	chartVersion      string
+	releaseName       string
+	repoURL           string
+	namespace         string
+	values            cli.StringSlice
+	set               cli.StringSlice
+	kubeVersion       string
+	bundles           cli.StringSlice
+	packs             cli.StringSlice
+	packKey           string
+	allowMissingPacks bool
+	upstreamRepos     cli.StringSlice
+	platforms         cli.StringSlice
+	key               string
+	passphraseStdin   bool
+	output            string
+	volumeSize        string
+	cacheDir          string
+	jobs              int
+	plainHTTP         bool
+	plan              bool
+	quiet             bool
 }
 
 func collectCommand(env *environment) *cli.Command {
 	var f collectFlags
 	return &cli.Command{
-		Name:  "collect",
-		Usage: "resolve and download content into a signed archive (connected side)",
-		Description: "Resolves every image (a multi-arch index is kept whole), downloads each blob once into a\n" +
-			"content-addressed cache (a second collect of the same content downloads nothing), and\n" +
-			"writes NAME.tar.zst, or NAME.tar.zst.001, .002, ... when it needs more than one volume.\n" +
-			"Every volume is a complete .tar.zst holding the signed bill of materials. Nothing that\n" +
-			"looks complete is left behind on failure. Credentials come from the docker config\n" +
-			"(~/.docker/config.json and its credential helpers).\n\n" + exitCodesHelp,
+		Name:      "collect",
+		Usage:     "resolve and download content into a signed archive (connected side)",
+		ArgsUsage: " ",
+		Description: "Collects what a transfer spec (--spec, see docs/transfer-spec.md) and the flags name:\n" +
+			"Profile Bundles and the packs their ClusterProfiles need, Palette packs (an Artifact\n" +
+			"Studio .zst is verified against --pack-key before anything else), Helm charts with every\n" +
+			"image they render, and images. For one chart, the PaletteAI CLI's flags work:\n" +
+			"  --chart-url clearml/clearml --chart-version 7.14.7 --release-name clearml \\\n" +
+			"  --repo-url https://clearml.github.io/clearml-helm-charts\n\n" +
+			"A multi-arch index is kept whole unless --platform asks for a subset. Each blob is\n" +
+			"downloaded once into a content-addressed cache (a second collect of the same content\n" +
+			"downloads no layer) and written into NAME.tar.zst, or NAME.tar.zst.001, .002, ... when it\n" +
+			"needs more than one volume. Nothing that looks complete is left behind on failure.\n" +
+			"Registry credentials come from the docker config (~/.docker/config.json and its\n" +
+			"credential helpers). --plan lists every artifact and why it is in, without downloading.\n\n" + exitCodesHelp,
 		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "spec", Aliases: []string{"f"}, Usage: "transfer spec file (YAML, kind TransferSpec)", Destination: &f.spec},
 			&cli.StringSliceFlag{Name: "image", Aliases: []string{"i"}, Usage: "image reference to collect (repeatable)", Destination: &f.images},
+			&cli.StringFlag{Name: "chart-url", Usage: "chart to collect: <repo-alias>/<chart> with --repo-url, a chart name with --repo-url, or oci://registry/path/chart", Destination: &f.chartURL},
+			&cli.StringFlag{Name: "chart-version", Usage: "version (or semver range) of --chart-url; empty means the latest", Destination: &f.chartVersion},
+			&cli.StringFlag{Name: "release-name", Usage: "release name that --chart-url is rendered with for image discovery", Destination: &f.releaseName},
+			&cli.StringFlag{Name: "repo-url", Usage: "repository of --chart-url: https://... (index.yaml) or oci://...", Destination: &f.repoURL},
+			&cli.StringFlag{Name: "namespace", Usage: "namespace that --chart-url is rendered in", Destination: &f.namespace},
+			&cli.StringSliceFlag{Name: "values", Usage: "values file for --chart-url (repeatable)", Destination: &f.values},
+			&cli.StringSliceFlag{Name: "set", Usage: "value for --chart-url, key=value as in helm (repeatable)", Destination: &f.set},
+			&cli.StringFlag{Name: "kube-version", Usage: "Kubernetes version charts are rendered for (default: one their kubeVersion accepts)", Destination: &f.kubeVersion},
+			&cli.StringSliceFlag{Name: "bundle", Usage: "Profile Bundle archive <bundle>-<version>.tar.gz (repeatable)", Destination: &f.bundles},
+			&cli.StringSliceFlag{Name: "pack", Usage: "pack: <name>.zst (signature <name>.sig.bin beside it), or a pack tarball or folder (repeatable)", Destination: &f.packs},
+			&cli.StringFlag{Name: "pack-key", Usage: "vendor public key (PEM, RSA or ECDSA) that .zst pack signatures must verify against", Destination: &f.packKey},
+			&cli.BoolFlag{Name: "allow-missing-packs", Usage: "collect a bundle even when packs its profiles need are not given", Destination: &f.allowMissingPacks},
+			&cli.StringSliceFlag{Name: "upstream-repo", Usage: "CHART=URL: where to collect a bundle's chart that points at an internal registry (repeatable)", Destination: &f.upstreamRepos},
+			&cli.StringSliceFlag{Name: "platform", Usage: "keep only these platforms of multi-arch images, os/arch[/variant] (repeatable or comma-separated)", Destination: &f.platforms},
 			&cli.StringFlag{Name: "key", Usage: "private key (PEM) that signs the archive", Destination: &f.key},
 			&cli.BoolFlag{Name: "key-passphrase-stdin", Usage: "read the private key's passphrase from standard input (else " + passphraseEnv + ")", Destination: &f.passphraseStdin},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive path without extension: DIR/NAME gives DIR/NAME.tar.zst[.NNN]", Destination: &f.output},
@@ -53,34 +94,174 @@ func collectCommand(env *environment) *cli.Command {
 			&cli.StringFlag{Name: "cache-dir", Usage: "download cache (default: the user cache folder's ferry/)", Destination: &f.cacheDir},
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "parallel downloads", Destination: &f.jobs},
 			&cli.BoolFlag{Name: "plain-http", Usage: "allow source registries over plain HTTP", Destination: &f.plainHTTP},
-			&cli.BoolFlag{Name: "plan", Usage: "only resolve: list every artifact, sizes and volumes, download no layer", Destination: &f.plan},
+			&cli.BoolFlag{Name: "plan", Usage: "only resolve: list every artifact with its reason, sizes and volumes; download no image layer", Destination: &f.plan},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &f.quiet},
 		},
 		Action: func(c *cli.Context) error { return runCollect(c, env, &f) },
 	}
 }
 
+// buildSpec reads --spec and adds what the flags name.
+func (f *collectFlags) buildSpec() (*manifest.TransferSpec, error) {
+	spec := manifest.NewTransferSpec()
+	if f.spec != "" {
+		data, err := os.ReadFile(f.spec)
+		if err != nil {
+			return nil, usageErrorf("--spec: %v", err)
+		}
+		if spec, err = manifest.ParseTransferSpec(data, filepath.Dir(f.spec)); err != nil {
+			return nil, usageErrorf("--spec %s: %v", f.spec, err)
+		}
+	}
+	fl := manifest.NewTransferSpec()
+	// Flag file names are relative to where ferry runs, not to the spec.
+	if cwd, err := os.Getwd(); err == nil {
+		fl.Dir = cwd
+	}
+	fl.KubeVersion, fl.PackKey, fl.AllowMissingPacks = f.kubeVersion, f.packKey, f.allowMissingPacks
+	for _, p := range f.platforms.Value() {
+		for _, s := range strings.Split(p, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				fl.Platforms = append(fl.Platforms, s)
+			}
+		}
+	}
+	for _, u := range f.upstreamRepos.Value() {
+		chart, url, ok := strings.Cut(u, "=")
+		if !ok || chart == "" || url == "" {
+			return nil, usageErrorf("--upstream-repo %q: want CHART=URL", u)
+		}
+		if fl.UpstreamRepositories == nil {
+			fl.UpstreamRepositories = map[string]string{}
+		}
+		fl.UpstreamRepositories[chart] = url
+	}
+	for _, b := range f.bundles.Value() {
+		fl.Bundles = append(fl.Bundles, manifest.BundleSpec{File: b, Origin: manifest.OriginFlag})
+	}
+	for _, p := range f.packs.Value() {
+		fl.Packs = append(fl.Packs, manifest.PackSpec{File: p, Origin: manifest.OriginFlag})
+	}
+	for _, im := range f.images.Value() {
+		fl.Images = append(fl.Images, manifest.ImageSpec{Ref: im, Origin: manifest.OriginFlag})
+	}
+	chart, err := f.chartFlags(spec)
+	if err != nil {
+		return nil, err
+	}
+	if chart != nil {
+		fl.Charts = append(fl.Charts, *chart)
+	}
+	spec.Merge(fl)
+	if err := spec.Validate(); err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	return spec, nil
+}
+
+// chartFlags reads the one chart of the PaletteAI-style flags.
+func (f *collectFlags) chartFlags(spec *manifest.TransferSpec) (*manifest.ChartSpec, error) {
+	if f.chartURL == "" {
+		for name, v := range map[string]string{"chart-version": f.chartVersion, "release-name": f.releaseName, "repo-url": f.repoURL, "namespace": f.namespace} {
+			if v != "" {
+				return nil, usageErrorf("--%s needs --chart-url", name)
+			}
+		}
+		if len(f.values.Value())+len(f.set.Value()) > 0 {
+			return nil, usageErrorf("--values and --set need --chart-url")
+		}
+		return nil, nil
+	}
+	c := manifest.ChartSpec{Version: f.chartVersion, ReleaseName: f.releaseName, Namespace: f.namespace, ValuesFiles: f.values.Value(), Origin: manifest.OriginFlag}
+	switch alias, name, hasAlias := strings.Cut(f.chartURL, "/"); {
+	case strings.HasPrefix(f.chartURL, "oci://"):
+		if f.repoURL != "" {
+			return nil, usageErrorf("--chart-url %s is a whole oci:// reference; drop --repo-url", f.chartURL)
+		}
+		c.Name = f.chartURL
+	case f.repoURL != "":
+		c.Name, c.Repo = f.chartURL, f.repoURL
+		if hasAlias {
+			c.Name = name
+		}
+	case hasAlias:
+		if _, ok := spec.Repository(alias); !ok {
+			return nil, usageErrorf("--chart-url %s: give --repo-url, or define repository %q in the spec", f.chartURL, alias)
+		}
+		c.Name, c.Repo = name, alias
+	default:
+		return nil, usageErrorf("--chart-url %s needs --repo-url", f.chartURL)
+	}
+	if sets := f.set.Value(); len(sets) > 0 {
+		c.Values = map[string]any{}
+		for _, s := range sets {
+			if err := strvals.ParseInto(s, c.Values); err != nil {
+				return nil, usageErrorf("--set %q: %v", s, err)
+			}
+		}
+	}
+	return &c, nil
+}
+
+// packKey checks pack signatures with package verify.
+type packKey struct {
+	pub crypto.PublicKey
+}
+
+func (k packKey) VerifyPack(ctx context.Context, content io.Reader, sig []byte) error {
+	return verify.VerifyPackSignature(ctx, k.pub, content, sig)
+}
+
+func (k packKey) KeyID() string { return verify.KeyID(k.pub) }
+
 func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
-	if len(f.images.Value()) == 0 {
-		return usageErrorf("collect: nothing to collect: give --image")
+	if c.NArg() > 0 {
+		return usageErrorf("collect takes no arguments (got %q); name content with --spec, --image, --chart-url, --bundle, --pack", c.Args().First())
+	}
+	spec, err := f.buildSpec()
+	if err != nil {
+		return err
+	}
+	if spec.Empty() {
+		return usageErrorf("collect: nothing to collect: give --spec, --image, --chart-url, --bundle or --pack")
 	}
 	volumeSize, err := parseSize(f.volumeSize)
 	if err != nil {
 		return usageErrorf("--volume-size: %v", err)
 	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
 	opts := collect.Options{
-		Images:     f.images.Value(),
+		Spec:       spec,
 		PlainHTTP:  f.plainHTTP,
-		Remote:     []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)},
+		Keychain:   authn.DefaultKeychain,
+		Transport:  tr,
 		Jobs:       f.jobs,
 		VolumeSize: volumeSize,
 		Tool:       "ferry " + version,
 	}
+	if spec.PackKey != "" {
+		pub, err := verify.LoadPublicKey(spec.Path(spec.PackKey))
+		if err != nil {
+			return usageErrorf("pack key: %v", err)
+		}
+		opts.PackVerifier = packKey{pub: pub}
+	}
+	if opts.CacheDir = f.cacheDir; opts.CacheDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return usageErrorf("no user cache folder (%v): give --cache-dir", err)
+		}
+		opts.CacheDir = filepath.Join(base, "ferry")
+	}
 	if f.plan {
+		prog := newProgress(env.stderr, f.quiet)
+		opts.Progress = collect.Progress{OnResolved: func(a manifest.Artifact) { prog.Line("resolved %s (%s)", a.Name, shortDigest(a.Digest)) }}
 		plan, err := collect.MakePlan(c.Context, opts)
+		prog.Wait()
 		if err != nil {
 			return collectExit(err)
 		}
+		printWarnings(env, plan.Warnings)
 		printPlan(env, plan, volumeSize)
 		return nil
 	}
@@ -98,22 +279,17 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 	opts.Signer = signer
 	opts.Dir, opts.Name = filepath.Dir(f.output), filepath.Base(f.output)
 	opts.Name = strings.TrimSuffix(opts.Name, ".tar.zst")
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
-		return fmt.Errorf("output folder: %w", err)
-	}
-	if opts.CacheDir = f.cacheDir; opts.CacheDir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			return usageErrorf("no user cache folder (%v): give --cache-dir", err)
-		}
-		opts.CacheDir = filepath.Join(base, "ferry")
-	}
 	prog := newProgress(env.stderr, f.quiet)
 	opts.Progress = collectProgress(prog)
 	res, err := collect.Collect(c.Context, opts)
 	prog.Wait()
 	if err != nil {
 		return collectExit(err)
+	}
+	printWarnings(env, res.Warnings)
+	if len(res.Packs) > 0 {
+		printPacks(env, res.Packs)
+		fmt.Fprintln(env.stdout)
 	}
 	s := res.BOM.Stats()
 	fmt.Fprintf(env.stdout, "collected %d artifacts, %d blobs (%s stored, deduplication saved %s; downloaded %s)\n",
@@ -124,12 +300,29 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 	return nil
 }
 
+func printWarnings(env *environment, ws []string) {
+	for _, w := range ws {
+		fmt.Fprintf(env.stderr, "warning: %s\n", w)
+	}
+}
+
+// collectProgress shows one bar per active download of 1 MiB or more, one
+// for all downloads, and one for the archive.
 func collectProgress(prog progress) collect.Progress {
 	var mu sync.Mutex
 	bars := map[string]bar{}
-	var write bar
+	var total, write bar
 	return collect.Progress{
-		OnResolved: func(a manifest.Artifact) { prog.Line("resolved %s (%s)", a.Name, shortDigest(a.Digest)) },
+		OnResolved: func(a manifest.Artifact) { prog.Line("resolved %s %s (%s)", a.Kind, a.Name, shortDigest(a.Digest)) },
+		OnFetchTotal: func(bytes int64, blobs int) {
+			if blobs == 0 {
+				prog.Line("every blob is in the cache; nothing to download")
+				return
+			}
+			mu.Lock()
+			total = prog.Bar(fmt.Sprintf("download %d blobs", blobs), bytes)
+			mu.Unlock()
+		},
 		OnFetchStart: func(b manifest.Blob) {
 			if b.Size < 1<<20 {
 				return
@@ -140,10 +333,13 @@ func collectProgress(prog progress) collect.Progress {
 		},
 		OnFetchBytes: func(b manifest.Blob, n int64) {
 			mu.Lock()
-			br := bars[b.Digest]
+			br, t := bars[b.Digest], total
 			mu.Unlock()
 			if br != nil {
 				br.Add(n)
+			}
+			if t != nil {
+				t.Add(n)
 			}
 		},
 		OnFetchDone: func(b manifest.Blob, cached bool) {
@@ -170,13 +366,17 @@ func collectProgress(prog progress) collect.Progress {
 	}
 }
 
+// collectExit gives a collect error its exit code.
 func collectExit(err error) error {
 	switch {
-	case errors.Is(err, collect.ErrNotFound):
+	case errors.Is(err, collect.ErrBadPackSignature), errors.Is(err, verify.ErrBadSignature), errors.Is(err, verify.ErrNoSignature):
+		return withCode(ExitVerify, err)
+	case errors.Is(err, collect.ErrMissingPack), errors.Is(err, collect.ErrNotFound):
 		return withCode(ExitIncomplete, err)
 	case errors.Is(err, collect.ErrSource):
 		return withCode(ExitRegistry, err)
-	case errors.Is(err, collect.ErrConflict), errors.Is(err, collect.ErrNothing):
+	case errors.Is(err, collect.ErrConflict), errors.Is(err, collect.ErrNothing), errors.Is(err, collect.ErrUsage),
+		errors.Is(err, manifest.ErrInvalidSpec), errors.Is(err, manifest.ErrInvalidBundle):
 		return withCode(ExitUsage, err)
 	case errors.Is(err, archive.ErrExists), errors.Is(err, archive.ErrVolumeSize):
 		return withCode(ExitUsage, err)
@@ -185,6 +385,10 @@ func collectExit(err error) error {
 }
 
 func printPlan(env *environment, plan *collect.Plan, volumeSize int64) {
+	if len(plan.Packs) > 0 {
+		printPacks(env, plan.Packs)
+		fmt.Fprintln(env.stdout)
+	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tNAME\tDESTINATION\tSIZE\tREASON")
 	size := map[string]int64{}
@@ -196,16 +400,38 @@ func printPlan(env *environment, plan *collect.Plan, volumeSize int64) {
 		for _, d := range a.Blobs {
 			total += size[d]
 		}
-		var reasons []string
-		for _, r := range a.Reasons {
-			reasons = append(reasons, strings.TrimSpace(r.From+": "+r.Detail))
+		reasons := []string{""}
+		for i, r := range a.Reasons {
+			s := strings.TrimSpace(r.From + ": " + r.Detail)
+			if i == 0 {
+				reasons[0] = s
+			} else {
+				reasons = append(reasons, s)
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Kind, a.Name, a.Dest.String(), humanBytes(total), strings.Join(reasons, "; "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Kind, a.Name, a.Dest.String(), humanBytes(total), reasons[0])
+		for _, r := range reasons[1:] {
+			fmt.Fprintf(tw, "\t\t\t\t%s\n", r)
+		}
 	}
 	tw.Flush()
 	s := plan.Stats()
 	fmt.Fprintf(env.stdout, "\n%d artifacts, %d blobs: %s in total, %s to store (deduplication saves %s), at most %d volume(s)\n",
 		s.Artifacts, s.Blobs, humanBytes(s.LogicalBytes), humanBytes(s.StoredBytes), humanBytes(s.Saved()), plan.EstimateVolumes(volumeSize))
+}
+
+// printPacks prints the pack report of the bundles.
+func printPacks(env *environment, needs []collect.PackNeed) {
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PACK\tVERSION\tNEEDED BY\tPROVIDED BY")
+	for _, n := range needs {
+		by := n.Provided
+		if by == "" {
+			by = "MISSING"
+		}
+		fmt.Fprintf(tw, "%s\t%s\tbundle %s, ClusterProfile %s\t%s\n", n.Name, n.Version, n.Bundle, n.Profile, by)
+	}
+	tw.Flush()
 }
 
 // parseSize reads a byte count with an optional binary unit suffix.

@@ -1,0 +1,199 @@
+package collect
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/releaseutil"
+	"sigs.k8s.io/yaml"
+)
+
+// DefaultKubeVersion renders charts that accept it and for which no version
+// is given: the Kubernetes of PaletteAI's edge-k8s pack.
+const DefaultKubeVersion = "v1.33.0"
+
+// RenderOptions say how to render a chart for image discovery.
+type RenderOptions struct {
+	// ReleaseName and Namespace of the release; empty means the chart name
+	// and "default".
+	ReleaseName, Namespace string
+	// Values are user values, merged over the chart's own.
+	Values map[string]any
+	// KubeVersion is the Kubernetes version to render for; empty means
+	// DefaultKubeVersion, or another one the chart's kubeVersion accepts.
+	KubeVersion string
+}
+
+// FoundImage is an image reference found in a chart, with where it was
+// found.
+type FoundImage struct {
+	// Ref is the reference as written.
+	Ref string
+	// Where names the template file and field path, or the annotation.
+	Where string
+}
+
+// Rendered is what rendering a chart found.
+type Rendered struct {
+	KubeVersion string
+	Images      []FoundImage
+	// Warnings name values that look like images but are not references.
+	Warnings []string
+}
+
+// RenderImages renders ch the way `helm install --dry-run` would (subcharts
+// enabled by their conditions and tags, hooks included, no cluster) and
+// returns every image it references: in containers, initContainers and
+// ephemeralContainers of any workload, in `image:` fields of any other
+// object, and in the `images` and `artifacthub.io/images` annotations of the
+// chart and its subcharts. The chart is changed: disabled subcharts are
+// removed from it.
+func RenderImages(ch *chart.Chart, opts RenderOptions) (*Rendered, error) {
+	name := ch.Metadata.Name + " " + ch.Metadata.Version
+	kv, err := chooseKubeVersion(ch.Metadata.KubeVersion, opts.KubeVersion)
+	if err != nil {
+		return nil, fmt.Errorf("%w: chart %s: %v", ErrChart, name, err)
+	}
+	caps := chartutil.DefaultCapabilities.Copy()
+	parsed, err := chartutil.ParseKubeVersion(kv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: chart %s: kube version %q: %v", ErrChart, name, kv, err)
+	}
+	caps.KubeVersion = *parsed
+	release := opts.ReleaseName
+	if release == "" {
+		release = ch.Metadata.Name
+	}
+	ns := opts.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	vals := copyMap(opts.Values) // Helm's dependency processing writes into it
+	if err := chartutil.ProcessDependenciesWithMerge(ch, vals); err != nil {
+		return nil, fmt.Errorf("%w: chart %s: dependencies: %v", ErrChart, name, err)
+	}
+	top, err := chartutil.ToRenderValues(ch, vals, chartutil.ReleaseOptions{Name: release, Namespace: ns, Revision: 1, IsInstall: true}, caps)
+	if err != nil {
+		return nil, fmt.Errorf("%w: chart %s: values: %v", ErrChart, name, err)
+	}
+	files, err := engine.Render(ch, top)
+	if err != nil {
+		return nil, fmt.Errorf("%w: chart %s: render: %v", ErrChart, name, err)
+	}
+	out := &Rendered{KubeVersion: kv}
+	names := make([]string, 0, len(files))
+	for f := range files {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	for _, f := range names {
+		base := path.Base(f)
+		if strings.HasPrefix(base, "_") || strings.EqualFold(base, "NOTES.txt") || strings.TrimSpace(files[f]) == "" {
+			continue
+		}
+		docs := releaseutil.SplitManifests(files[f])
+		keys := make([]string, 0, len(docs))
+		for k := range docs {
+			keys = append(keys, k)
+		}
+		sort.Sort(releaseutil.BySplitManifestsOrder(keys))
+		for _, k := range keys {
+			var obj map[string]any
+			if err := yaml.Unmarshal([]byte(docs[k]), &obj); err != nil {
+				out.Warnings = append(out.Warnings, fmt.Sprintf("chart %s: %s does not parse as YAML: %v", name, f, err))
+				continue
+			}
+			if obj == nil {
+				continue
+			}
+			id := objectID(obj)
+			for _, fi := range FindImages(obj) {
+				out.Images = append(out.Images, FoundImage{Ref: fi.Ref, Where: f + " " + id + " " + fi.Where})
+			}
+		}
+	}
+	out.Images = append(out.Images, annotationImages(ch, ch.Metadata.Name)...)
+	return out, nil
+}
+
+func objectID(obj map[string]any) string {
+	kind, _ := obj["kind"].(string)
+	md, _ := obj["metadata"].(map[string]any)
+	n, _ := md["name"].(string)
+	return kind + "/" + n
+}
+
+// candidateKubeVersions are tried, newest first, when the default does not
+// satisfy a chart's kubeVersion.
+func candidateKubeVersions() []string {
+	var out []string
+	for minor := 40; minor >= 16; minor-- {
+		out = append(out, fmt.Sprintf("v1.%d.0", minor))
+	}
+	return out
+}
+
+// chooseKubeVersion picks the version to render with: the given one, which
+// must satisfy the constraint, else DefaultKubeVersion, else the newest
+// candidate the constraint accepts.
+func chooseKubeVersion(constraint, given string) (string, error) {
+	if given != "" {
+		if !strings.HasPrefix(given, "v") {
+			given = "v" + given
+		}
+		if constraint != "" && !chartutil.IsCompatibleRange(constraint, given) {
+			return "", fmt.Errorf("its kubeVersion %q does not accept Kubernetes %s", constraint, given)
+		}
+		return given, nil
+	}
+	if constraint == "" || chartutil.IsCompatibleRange(constraint, DefaultKubeVersion) {
+		return DefaultKubeVersion, nil
+	}
+	for _, v := range candidateKubeVersions() {
+		if chartutil.IsCompatibleRange(constraint, v) {
+			return v, nil
+		}
+		// Constraints with "-0" accept pre-releases; ".99" catches "<1.30.5".
+		if p := strings.TrimSuffix(v, ".0") + ".99"; chartutil.IsCompatibleRange(constraint, p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("its kubeVersion %q accepts no Kubernetes version from v1.16 to v1.40; give one with --kube-version", constraint)
+}
+
+// annotationImages reads the image lists charts carry in their annotations,
+// for the chart and every subchart still enabled.
+func annotationImages(ch *chart.Chart, at string) []FoundImage {
+	var out []FoundImage
+	for _, key := range []string{"images", "artifacthub.io/images"} {
+		v := ch.Metadata.Annotations[key]
+		if v == "" {
+			continue
+		}
+		var list []any
+		if err := yaml.Unmarshal([]byte(v), &list); err != nil {
+			continue
+		}
+		for i, e := range list {
+			ref := ""
+			switch t := e.(type) {
+			case string:
+				ref = t
+			case map[string]any:
+				ref, _ = t["image"].(string)
+			}
+			if ref != "" {
+				out = append(out, FoundImage{Ref: ref, Where: fmt.Sprintf("%s Chart.yaml annotation %s[%d]", at, key, i)})
+			}
+		}
+	}
+	for _, d := range ch.Dependencies() {
+		out = append(out, annotationImages(d, at+"/charts/"+d.Metadata.Name)...)
+	}
+	return out
+}
