@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // The trailer is a zstd skippable frame at the very end of a volume. Decoders
@@ -93,16 +94,69 @@ func largestContentWithin(limit int64) int64 {
 	return n
 }
 
-// countingWriter counts what reaches the volume file.
+// countingWriter counts what reaches the volume file and, every flushEvery
+// bytes, asks the flusher to push what is written so far to the device.
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w       io.Writer
+	n       int64
+	synced  int64
+	flusher *flusher
 }
+
+// flushEvery is how much a volume may run ahead of its device. Flushing as
+// it goes keeps the final sync, which the operator waits for before pulling
+// the media, short.
+const flushEvery = 64 << 20
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
+	if c.flusher != nil && c.n-c.synced >= flushEvery {
+		c.synced = c.n
+		c.flusher.kick()
+	}
 	return n, err
+}
+
+// flusher syncs a file from a goroutine of its own, so writing goes on while
+// the device catches up.
+type flusher struct {
+	f    interface{ Sync() error }
+	req  chan struct{}
+	done chan error
+	once sync.Once
+	err  error
+}
+
+func newFlusher(f interface{ Sync() error }) *flusher {
+	fl := &flusher{f: f, req: make(chan struct{}, 1), done: make(chan error, 1)}
+	go func() {
+		var first error
+		for range fl.req {
+			if err := fl.f.Sync(); err != nil && first == nil {
+				first = err
+			}
+		}
+		fl.done <- first
+	}()
+	return fl
+}
+
+// kick asks for a sync; a request already pending covers this one.
+func (fl *flusher) kick() {
+	select {
+	case fl.req <- struct{}{}:
+	default:
+	}
+}
+
+// stop waits for the flusher and returns the first sync error.
+func (fl *flusher) stop() error {
+	fl.once.Do(func() {
+		close(fl.req)
+		fl.err = <-fl.done
+	})
+	return fl.err
 }
 
 // switchWriter forwards to whichever frame encoder is current, so one tar

@@ -117,6 +117,7 @@ func Write(ctx context.Context, bom *manifest.BOM, src BlobSource, opts WriteOpt
 		created:   bom.Created.Truncate(time.Second),
 		written:   make(map[string]bool, len(bom.Blobs)),
 	}
+	w.raw = newRawEncoder()
 	if w.fast, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest)); err != nil {
 		return nil, err
 	}
@@ -155,6 +156,7 @@ type writer struct {
 	sig       []byte
 	indexJSON []byte
 	created   time.Time
+	raw       *rawEncoder
 	fast      *zstd.Encoder
 	best      *zstd.Encoder
 	written   map[string]bool
@@ -225,7 +227,7 @@ func (w *writer) startVolume() error {
 	if err != nil {
 		return fmt.Errorf("create volume %d: %w", n, err)
 	}
-	cw := &countingWriter{w: f}
+	cw := &countingWriter{w: f, flusher: newFlusher(f)}
 	sw := &switchWriter{}
 	w.vol = &volume{number: n, path: path, f: f, cw: cw, sw: sw, tw: tar.NewWriter(sw)}
 	w.volumes = append(w.volumes, VolumeInfo{Path: path, Number: n})
@@ -244,9 +246,9 @@ func (w *writer) startVolume() error {
 // frame sits.
 func (w *writer) writeEntry(name string, r io.Reader, size int64, compressed bool) (store.Entry, error) {
 	v := w.vol
-	enc := w.best
+	var enc frameEncoder = w.best
 	if compressed {
-		enc = w.fast
+		enc = w.raw
 	}
 	start := v.cw.n
 	enc.Reset(v.cw)
@@ -287,7 +289,11 @@ func (w *writer) writeBlob(ctx context.Context, src BlobSource, b manifest.Blob)
 		return fmt.Errorf("open blob %s: %w", b.Digest, err)
 	}
 	defer rc.Close()
-	var r io.Reader = progressReader{r: digestio.NewReader(rc, b.Digest, b.Size), fn: w.opts.OnProgress}
+	// Hashing runs beside the write, so a large layer costs one pass of
+	// whichever is slower, not both.
+	vr := digestio.NewAsyncReader(rc, b.Digest, b.Size)
+	defer vr.Close()
+	var r io.Reader = progressReader{r: vr, fn: w.opts.OnProgress}
 	if manifest.IsManifest(b.MediaType) {
 		// Manifests are small; read them whole to check that everything they
 		// reference is already in the archive.
@@ -444,6 +450,9 @@ func (w *writer) finishVolume(final bool) error {
 	if v.cw.n > w.opts.VolumeSize {
 		return fmt.Errorf("%w: volume %d came out at %d bytes, over the %d byte limit (index larger than reserved)", ErrVolumeSize, v.number, v.cw.n, w.opts.VolumeSize)
 	}
+	if err := v.cw.flusher.stop(); err != nil {
+		return fmt.Errorf("volume %d: sync: %w", v.number, err)
+	}
 	if err := v.f.Sync(); err != nil {
 		return fmt.Errorf("volume %d: sync: %w", v.number, err)
 	}
@@ -493,6 +502,7 @@ func (w *writer) commit() (*Result, error) {
 // abort removes every volume written so far.
 func (w *writer) abort() {
 	if w.vol != nil {
+		w.vol.cw.flusher.stop()
 		w.vol.f.Close()
 	}
 	for _, v := range w.volumes {

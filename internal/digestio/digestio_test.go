@@ -29,6 +29,15 @@ func TestReader(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := NewReader(iotest.OneByteReader(bytes.NewReader(c.data)), c.digest, c.size)
 			_, err := io.Copy(io.Discard, r)
+			a := NewAsyncReader(bytes.NewReader(c.data), c.digest, c.size)
+			var got bytes.Buffer
+			_, aerr := io.Copy(&got, a)
+			if (err == nil) != (aerr == nil) {
+				t.Fatalf("Reader err %v, AsyncReader err %v", err, aerr)
+			}
+			if aerr == nil && !bytes.Equal(got.Bytes(), c.data) {
+				t.Fatal("AsyncReader changed the bytes")
+			}
 			if c.wantErr != (err != nil) {
 				t.Fatalf("err = %v, want error %v", err, c.wantErr)
 			}
@@ -54,4 +63,15 @@ func TestDigester(t *testing.T) {
 	if d.Digest() != FromBytes([]byte("abc")) || d.Size() != 3 {
 		t.Fatalf("digest %s size %d", d.Digest(), d.Size())
 	}
+}
+
+func TestAsyncReaderAbandoned(t *testing.T) {
+	data := bytes.Repeat([]byte("x"), 3<<20)
+	a := NewAsyncReader(bytes.NewReader(data), FromBytes(data), int64(len(data)))
+	buf := make([]byte, 1<<20)
+	if _, err := io.ReadFull(a, buf); err != nil {
+		t.Fatal(err)
+	}
+	a.Close() // must not block or leak the hashing goroutine
+	a.Close()
 }
