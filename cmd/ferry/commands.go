@@ -11,5 +11,6 @@ func commands(env *environment) []*cli.Command {
 		inspectCommand(env),
 		clusterCommand(env),
 		keyCommand(env),
+		ingestCommand(env),
 	}
 }

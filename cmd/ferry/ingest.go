@@ -1,0 +1,385 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferrytool/ferry/archive"
+	"github.com/ferrytool/ferry/ingest"
+	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/store"
+	"github.com/ferrytool/ferry/verify"
+)
+
+// Environment variables the ingest command reads.
+const (
+	envRegistryUsername = "FERRY_REGISTRY_USERNAME"
+	envRegistryPassword = "FERRY_REGISTRY_PASSWORD"
+)
+
+type ingestFlags struct {
+	registry      string
+	key           string
+	username      string
+	passwordStdin bool
+	caFile        string
+	insecure      bool
+	plainHTTP     bool
+	jobs          int
+	retries       int
+	dryRun        bool
+	validateOnly  bool
+	status        bool
+	atomic        bool
+	journal       string
+	noJournal     bool
+	lockTimeout   time.Duration
+	workDir       string
+	maps          cli.StringSlice
+	packKey       string
+	packsDir      string
+	output        string
+	quiet         bool
+	verbose       bool
+}
+
+func ingestCommand(env *environment) *cli.Command {
+	var f ingestFlags
+	return &cli.Command{
+		Name:      "ingest",
+		Usage:     "push an archive into the registry straight from its volumes (air-gapped side)",
+		ArgsUsage: "VOLUME...",
+		Description: "Checks the bill of materials' signature before any network traffic, then pushes every\n" +
+			"artifact to HOST:PORT/BASE/<destination>: blobs first, read and verified straight from the\n" +
+			"volumes (no extraction), in parallel, a HEAD before each and a cross-repository mount where\n" +
+			"the registry already has the blob; then manifests, children first, the tag last. An artifact\n" +
+			"with a blob that fails verification is refused and named; nothing of it reaches a manifest.\n\n" +
+			"Volumes can come in any order and in separate runs: a journal records what is in, the\n" +
+			"volumes seen and the upload sessions in flight, so an interrupted run resumes where the\n" +
+			"registry stopped and an artifact is completed by the run that brings its last blob.\n" +
+			"`--status` lists what waits for which volume. The journal's default place is\n" +
+			"$XDG_STATE_HOME/ferry/ingest-journal.db (~/.local/state/ferry/ingest-journal.db); a second\n" +
+			"ingest on the same journal waits --lock-timeout, then names the process holding it.\n\n" +
+			"Credentials: --username with --password-stdin or " + envRegistryPassword + " (the user name may\n" +
+			"also come from " + envRegistryUsername + "); without them, the docker config\n" +
+			"(~/.docker/config.json and its credential helpers). Passwords are never printed or recorded.\n\n" +
+			exitCodesHelp,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "registry", Aliases: []string{"r"}, Usage: "destination HOST:PORT/BASE, e.g. 10.10.233.0:30003/spectro-content", Destination: &f.registry},
+			&cli.StringFlag{Name: "key", Usage: "public key (PEM) the archive must be signed with", Destination: &f.key},
+			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, Usage: "registry user (else " + envRegistryUsername + ", else the docker config)", Destination: &f.username},
+			&cli.BoolFlag{Name: "password-stdin", Usage: "read the registry password from standard input (else " + envRegistryPassword + ")", Destination: &f.passwordStdin},
+			&cli.StringFlag{Name: "ca-file", Usage: "PEM certificate authority the registry's certificate is checked against, besides the system's", Destination: &f.caFile},
+			&cli.BoolFlag{Name: "insecure", Usage: "skip TLS certificate verification", Destination: &f.insecure},
+			&cli.BoolFlag{Name: "plain-http", Usage: "talk plain HTTP to the registry", Destination: &f.plainHTTP},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "parallel uploads", Destination: &f.jobs},
+			&cli.IntFlag{Name: "retries", Value: 6, Usage: "attempts per request on 429, 5xx and lost connections (Retry-After is honoured)", Destination: &f.retries},
+			&cli.BoolFlag{Name: "dry-run", Usage: "show what would go where and what the registry already has; change nothing", Destination: &f.dryRun},
+			&cli.BoolFlag{Name: "validate-only", Usage: "only check the registry: catalog lists every destination, every tag resolves to its digest", Destination: &f.validateOnly},
+			&cli.BoolFlag{Name: "status", Usage: "from the journal alone: what is in, what waits for which volume", Destination: &f.status},
+			&cli.BoolFlag{Name: "atomic", Usage: "all or nothing: push no manifest unless every artifact can go in", Destination: &f.atomic},
+			&cli.StringFlag{Name: "journal", Usage: "ingest journal (default $XDG_STATE_HOME/ferry/ingest-journal.db)", Destination: &f.journal},
+			&cli.BoolFlag{Name: "no-journal", Usage: "keep no journal: no resume across runs", Destination: &f.noJournal},
+			&cli.DurationFlag{Name: "lock-timeout", Value: store.DefaultJournalLockTimeout, Usage: "how long to wait for another ingest holding the journal", Destination: &f.lockTimeout},
+			&cli.StringFlag{Name: "work-dir", Usage: "where parts of blobs split across volumes wait for the rest (default: beside the journal)", Destination: &f.workDir},
+			&cli.StringSliceFlag{Name: "map", Usage: "rewrite destination repositories starting with FROM to TO (FROM=TO, repeatable)", Destination: &f.maps},
+			&cli.StringFlag{Name: "pack-key", Usage: "vendor public key (PEM) to check Artifact Studio pack signatures again", Destination: &f.packKey},
+			&cli.StringFlag{Name: "packs-dir", Usage: "also write each verified pack (.zst and .sig.bin) here, for upload through Palette", Destination: &f.packsDir},
+			outputFlag(&f.output),
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &f.quiet},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log retries and resumed uploads to standard error", Destination: &f.verbose},
+		},
+		Action: func(c *cli.Context) error { return runIngest(c, env, &f) },
+	}
+}
+
+func runIngest(c *cli.Context, env *environment, f *ingestFlags) error {
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	modes := 0
+	for _, on := range []bool{f.dryRun, f.validateOnly, f.status} {
+		if on {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return usageErrorf("ingest: --dry-run, --validate-only and --status exclude each other")
+	}
+	if f.status {
+		return runIngestStatus(c, env, f)
+	}
+	if f.registry == "" {
+		return usageErrorf("ingest: give the destination with --registry HOST:PORT/BASE")
+	}
+	if c.NArg() == 0 && !f.validateOnly {
+		return usageErrorf("ingest: give the archive's volume files")
+	}
+	if f.key == "" && (c.NArg() > 0 || !f.validateOnly) {
+		return usageErrorf("ingest: give the public key the archive is signed with (--key)")
+	}
+	opts, cleanup, err := ingestOptions(c.Context, env, f)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if f.validateOnly {
+		v, err := ingest.Validate(c.Context, c.Args().Slice(), opts)
+		if err != nil {
+			return ingestExit(err, nil)
+		}
+		if f.output == "json" {
+			if err := writeJSON(env.stdout, v); err != nil {
+				return err
+			}
+		} else {
+			printValidation(env.stdout, v)
+		}
+		return ingestExit(v.Err(), nil)
+	}
+	prog := newProgress(env.stderr, f.quiet || f.output == "json")
+	opts.Progress = ingestProgress(prog, f.dryRun)
+	opts.Validate = true
+	rep, err := ingest.Ingest(c.Context, c.Args().Slice(), opts)
+	prog.Wait()
+	if err != nil {
+		return ingestExit(err, rep)
+	}
+	if f.output == "json" {
+		if err := writeJSON(env.stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		printIngestReport(env.stdout, rep)
+	}
+	return ingestExit(rep.Err(), rep)
+}
+
+// ingestOptions turns flags into library options: credentials, TLS, the
+// journal (opened and locked here; cleanup closes it).
+func ingestOptions(ctx context.Context, env *environment, f *ingestFlags) (ingest.Options, func(), error) {
+	opts := ingest.Options{
+		Registry:  f.registry,
+		PlainHTTP: f.plainHTTP,
+		Jobs:      f.jobs,
+		Retry:     ingest.RetryPolicy{Attempts: f.retries},
+		Atomic:    f.atomic,
+		DryRun:    f.dryRun,
+		PacksDir:  f.packsDir,
+	}
+	cleanup := func() {}
+	if f.jobs < 1 || f.retries < 1 {
+		return opts, cleanup, usageErrorf("ingest: --jobs and --retries must be at least 1")
+	}
+	if f.verbose {
+		opts.Logger = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if f.key != "" {
+		v, err := verify.VerifierFromFile(f.key)
+		if err != nil {
+			return opts, cleanup, withCode(ExitUsage, err)
+		}
+		opts.Verifier = v
+	}
+	if f.packKey != "" {
+		pub, err := verify.LoadPublicKey(f.packKey)
+		if err != nil {
+			return opts, cleanup, withCode(ExitUsage, fmt.Errorf("--pack-key: %w", err))
+		}
+		opts.PackVerifier = packVerifier{pub: pub}
+	}
+	for _, s := range f.maps.Value() {
+		m, err := ingest.ParseMapping(s)
+		if err != nil {
+			return opts, cleanup, usageErrorf("--map: %v", err)
+		}
+		opts.Mappings = append(opts.Mappings, m)
+	}
+	var err error
+	if opts.Auth, opts.Keychain, err = registryCredentials(env, f); err != nil {
+		return opts, cleanup, err
+	}
+	if opts.Transport, err = registryTransport(f); err != nil {
+		return opts, cleanup, err
+	}
+	if f.noJournal || f.dryRun && f.journal == "" {
+		opts.WorkDir = f.workDir
+		return opts, cleanup, nil
+	}
+	path, err := journalPath(f.journal)
+	if err != nil {
+		return opts, cleanup, err
+	}
+	j, err := store.OpenJournal(path, store.JournalOptions{LockTimeout: f.lockTimeout, Holder: store.Holder{Command: "ferry ingest " + f.registry}, ReadOnly: f.dryRun})
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && f.dryRun {
+			return opts, cleanup, nil
+		}
+		return opts, cleanup, ingestExit(err, nil)
+	}
+	opts.Journal = j
+	opts.WorkDir = f.workDir
+	if opts.WorkDir == "" {
+		opts.WorkDir = filepath.Join(filepath.Dir(path), "work")
+	}
+	return opts, func() { j.Close() }, nil
+}
+
+// journalPath is the journal flag, or the default under the user's state
+// folder (XDG_STATE_HOME, else ~/.local/state).
+func journalPath(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "ferry", "ingest-journal.db"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", usageErrorf("no home folder for the journal (%v): give --journal", err)
+	}
+	return filepath.Join(home, ".local", "state", "ferry", "ingest-journal.db"), nil
+}
+
+// registryCredentials picks the credential source; the password itself
+// never leaves the authenticator.
+func registryCredentials(env *environment, f *ingestFlags) (authn.Authenticator, authn.Keychain, error) {
+	user := f.username
+	if user == "" {
+		user = os.Getenv(envRegistryUsername)
+	}
+	if user == "" {
+		if f.passwordStdin {
+			return nil, nil, usageErrorf("--password-stdin needs --username")
+		}
+		return nil, authn.DefaultKeychain, nil
+	}
+	var pass string
+	if f.passwordStdin {
+		line, err := bufio.NewReader(env.stdin).ReadString('\n')
+		if err != nil && err != io.EOF {
+			return nil, nil, fmt.Errorf("reading the password from standard input: %w", err)
+		}
+		pass = strings.TrimRight(line, "\r\n")
+	} else {
+		pass = os.Getenv(envRegistryPassword)
+	}
+	if pass == "" {
+		return nil, nil, usageErrorf("user %q has no password: pipe it into --password-stdin or set %s", user, envRegistryPassword)
+	}
+	return &authn.Basic{Username: user, Password: pass}, nil, nil
+}
+
+// registryTransport is the HTTP transport with the TLS settings of the
+// flags.
+func registryTransport(f *ingestFlags) (http.RoundTripper, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = 5 * time.Minute
+	tr.MaxIdleConnsPerHost = max(f.jobs*2, 8)
+	// Large writes: the default 4 KiB buffer costs a system call (and a TLS
+	// record) per 4 KiB of a layer.
+	tr.WriteBufferSize = 256 << 10
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: f.insecure} //nolint:gosec // only with --insecure
+	if f.caFile != "" {
+		data, err := os.ReadFile(f.caFile)
+		if err != nil {
+			return nil, usageErrorf("--ca-file: %v", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(data) {
+			return nil, usageErrorf("--ca-file %s holds no PEM certificate", f.caFile)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	return tr, nil
+}
+
+type packVerifier struct{ pub crypto.PublicKey }
+
+func (p packVerifier) VerifyPack(ctx context.Context, content io.Reader, sig []byte) error {
+	return verify.VerifyPackSignature(ctx, p.pub, content, sig)
+}
+
+// ingestExit maps an error to ferry's exit codes.
+func ingestExit(err error, rep *ingest.Report) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrLocked):
+		return withCode(ExitTimeout, err)
+	case errors.Is(err, ingest.ErrAuth), errors.Is(err, ingest.ErrTLS), errors.Is(err, ingest.ErrUnreachable), errors.Is(err, ingest.ErrRegistry):
+		return withCode(ExitRegistry, err)
+	case errors.Is(err, archive.ErrSignature), errors.Is(err, archive.ErrFormat), errors.Is(err, archive.ErrDigest),
+		errors.Is(err, archive.ErrUnsafeEntry), errors.Is(err, archive.ErrTruncated), errors.Is(err, manifest.ErrInvalidBOM):
+		return withCode(ExitVerify, err)
+	case errors.Is(err, ingest.ErrVolumes), errors.Is(err, ingest.ErrConflict), errors.Is(err, ingest.ErrNoJournal):
+		return withCode(ExitUsage, err)
+	case errors.Is(err, ingest.ErrRefused):
+		if rep != nil && !rep.Atomic {
+			for _, a := range rep.Artifacts {
+				if a.State == ingest.StatePushed || a.State == ingest.StatePresent {
+					return withCode(ExitPartial, err)
+				}
+			}
+		}
+		return withCode(ExitVerify, err)
+	case errors.Is(err, ingest.ErrIncomplete):
+		return withCode(ExitIncomplete, err)
+	case errors.Is(err, ingest.ErrValidation):
+		if strings.Contains(err.Error(), ingest.ValidWrongDigest) {
+			return withCode(ExitVerify, err)
+		}
+		return withCode(ExitIncomplete, err)
+	case errors.Is(err, os.ErrNotExist):
+		return withCode(ExitIncomplete, err)
+	}
+	return err
+}
+
+func runIngestStatus(c *cli.Context, env *environment, f *ingestFlags) error {
+	path, err := journalPath(f.journal)
+	if err != nil {
+		return err
+	}
+	j, err := store.OpenJournal(path, store.JournalOptions{ReadOnly: true, LockTimeout: f.lockTimeout})
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return usageErrorf("no journal at %s: nothing was ingested with it yet", path)
+		}
+		return ingestExit(err, nil)
+	}
+	defer j.Close()
+	var v archive.Verifier
+	if f.key != "" {
+		if v, err = verify.VerifierFromFile(f.key); err != nil {
+			return withCode(ExitUsage, err)
+		}
+	}
+	st, err := ingest.Status(c.Context, j, f.registry, v)
+	if err != nil {
+		return ingestExit(err, nil)
+	}
+	if f.output == "json" {
+		return writeJSON(env.stdout, st)
+	}
+	printStatus(env.stdout, st)
+	return nil
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ferrytool/ferry/ingest"
+)
+
+// What `ferry ingest` shows: progress while it runs, then the report, the
+// validation table or the journal's status.
+
+// ingestProgress shows a byte bar for the whole run and one per volume,
+// and a line per artifact as it settles.
+func ingestProgress(prog progress, dryRun bool) ingest.Progress {
+	var mu sync.Mutex
+	var total bar
+	vols := map[string]bar{}
+	return ingest.Progress{
+		OnStart: func(t ingest.Totals) {
+			if dryRun {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			prog.Line("%d artifacts; up to %d blobs, %s, to send from the volumes given", t.Artifacts, t.Blobs, humanBytes(t.Bytes))
+			total = prog.Bar("push", t.Bytes)
+			names := make([]string, 0, len(t.VolumeBytes))
+			for v := range t.VolumeBytes {
+				names = append(names, v)
+			}
+			sort.Strings(names)
+			for _, v := range names {
+				if v != "" && len(names) > 1 {
+					vols[v] = prog.Bar(filepath.Base(v), t.VolumeBytes[v])
+				}
+			}
+		},
+		OnBytes: func(volume string, n int64) {
+			mu.Lock()
+			t, v := total, vols[volume]
+			mu.Unlock()
+			if t != nil {
+				t.Add(n)
+			}
+			if v != nil {
+				v.Add(n)
+			}
+		},
+		OnArtifact: func(r ingest.ArtifactResult) {
+			switch r.State {
+			case ingest.StatePushed:
+				prog.Line("pushed   %s -> %s", r.Name, r.Destination)
+			case ingest.StateWaiting:
+				prog.Line("waiting  %s: %s", r.Name, r.Reason)
+			case ingest.StateRefused:
+				prog.Line("REFUSED  %s: %s", r.Name, r.Reason)
+			}
+		},
+	}
+}
+
+func printIngestReport(w io.Writer, r *ingest.Report) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if r.DryRun {
+		fmt.Fprintln(tw, "KIND\tARTIFACT\tDESTINATION\tSTATE\tTO SEND\tDETAIL")
+	} else {
+		fmt.Fprintln(tw, "KIND\tARTIFACT\tDESTINATION\tSTATE\tDETAIL")
+	}
+	for _, a := range r.Artifacts {
+		detail := a.Reason
+		if a.State == ingest.StatePushed || a.State == ingest.StatePresent {
+			detail = shortDigest(a.Digest)
+		}
+		if r.DryRun {
+			send := "-"
+			if a.State == ingest.StateWouldPush {
+				send = humanBytes(a.ToSend)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Kind, a.Name, a.Destination, a.State, send, detail)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Kind, a.Name, a.Destination, a.State, detail)
+		}
+	}
+	tw.Flush()
+	b := r.Blobs
+	vols := make([]string, 0, len(r.Volumes))
+	for _, v := range r.Volumes {
+		vols = append(vols, fmt.Sprint(v.Number))
+	}
+	fmt.Fprintf(w, "\narchive %s, volume(s) %s given\n", r.ArchiveID, strings.Join(vols, ", "))
+	if r.DryRun {
+		fmt.Fprintf(w, "registry has %d of the blobs already; %d are in volumes not given; nothing was changed (dry run)\n", b.Found, b.Missing)
+		return
+	}
+	fmt.Fprintf(w, "blobs: %d uploaded, %d resumed, %d mounted, %d already there, %d in volumes not given, %d bad; %s sent; %d manifests pushed\n",
+		b.Uploaded, b.Resumed, b.Mounted, b.Found, b.Missing, b.Bad, humanBytes(b.BytesSent), b.Manifests)
+	if r.PackSignatures != "" {
+		fmt.Fprintf(w, "pack signatures: %s\n", r.PackSignatures)
+	}
+	for _, p := range r.PacksWritten {
+		fmt.Fprintf(w, "  wrote %s\n", p)
+	}
+	if v := r.Validation; v != nil {
+		if v.OK() {
+			fmt.Fprintf(w, "validated: %d artifact(s) in the catalog (%d repositories), every tag resolves to its digest\n", len(v.Artifacts), v.CatalogRepositories)
+		} else {
+			fmt.Fprintln(w, "\nvalidation FAILED:")
+			printValidation(w, v)
+		}
+	}
+	if err := r.Err(); errors.Is(err, ingest.ErrIncomplete) {
+		fmt.Fprintln(w, "run ingest again with the volumes named above; `ferry ingest --status` lists what waits")
+	}
+}
+
+func printValidation(w io.Writer, v *ingest.Validation) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tREPOSITORY\tREF\tSTATUS\tDIGEST")
+	for _, a := range v.Artifacts {
+		d := shortDigest(a.Got)
+		if a.Status == ingest.ValidWrongDigest {
+			d = fmt.Sprintf("%s, want %s", a.Got, a.Want)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Kind, a.Repository, a.Ref, a.Status, d)
+	}
+	tw.Flush()
+	ok := 0
+	for _, a := range v.Artifacts {
+		if a.Status == ingest.ValidOK {
+			ok++
+		}
+	}
+	fmt.Fprintf(w, "%d of %d artifacts valid in %s (%d repositories in the catalog)\n", ok, len(v.Artifacts), v.Registry, v.CatalogRepositories)
+}
+
+func printStatus(w io.Writer, st *ingest.StatusReport) {
+	fmt.Fprintf(w, "journal %s\n", st.Journal)
+	if len(st.Destinations) == 0 {
+		fmt.Fprintln(w, "nothing ingested yet")
+	}
+	for _, d := range st.Destinations {
+		for _, a := range d.Archives {
+			last := "last volume not seen yet"
+			if a.LastVolume > 0 {
+				last = fmt.Sprintf("%d volumes in all", a.LastVolume)
+			}
+			seen := make([]string, len(a.VolumesSeen))
+			for i, n := range a.VolumesSeen {
+				seen[i] = fmt.Sprint(n)
+			}
+			fmt.Fprintf(w, "\n%s: archive %s: %d of %d artifacts in; volumes seen: %s (%s); last run %s\n",
+				d.Registry, a.ArchiveID, a.Complete, len(a.Artifacts), strings.Join(seen, ", "), last, a.LastRun.Local().Format(time.RFC3339))
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KIND\tARTIFACT\tDESTINATION\tSTATE\tWAITS FOR")
+			for _, r := range a.Artifacts {
+				waits := r.WaitingFor
+				if r.State == ingest.StateRefused {
+					waits = r.Reason
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Kind, r.Name, r.Destination, r.State, waits)
+			}
+			tw.Flush()
+		}
+		if d.Uploads > 0 {
+			fmt.Fprintf(w, "%d upload(s) interrupted; the next run resumes them\n", d.Uploads)
+		}
+	}
+}

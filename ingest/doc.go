@@ -1,0 +1,20 @@
+// Package ingest owns the air-gapped side's registry work: it reads an
+// archive's volumes where they lie (no extraction), checks the signed bill of
+// materials before any network traffic, and pushes every artifact into a
+// registry (Zot on the appliance) at the destination the bill of materials
+// names under the registry's base path.
+//
+// Blobs go first, in parallel, one worker per digest, each read through a
+// verifying reader straight from its volume's zstd frame; manifests follow
+// once every blob an artifact needs is in, children before parents, the
+// index or tag last. A blob that fails verification refuses every artifact
+// that needs it, and nothing of theirs reaches a manifest. A journal (bbolt,
+// in package store) records what is in, upload sessions in flight and each
+// archive's volumes and manifests, so a later run needs only the volumes not
+// yet seen, in any order, and an interrupted upload resumes where the
+// registry says it stopped.
+//
+// The registry protocol is go-containerregistry's transport (ping, basic and
+// bearer auth) under ferry's own retry policy (exponential back-off with
+// jitter, Retry-After honoured) and its own resumable blob upload.
+package ingest

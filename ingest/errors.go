@@ -1,0 +1,38 @@
+package ingest
+
+import "errors"
+
+var (
+	// ErrAuth is returned when the registry refuses the credentials (HTTP
+	// 401) or the account lacks a permission (HTTP 403).
+	ErrAuth = errors.New("registry refused the credentials")
+	// ErrTLS is returned when the registry's certificate does not verify.
+	ErrTLS = errors.New("registry certificate not trusted")
+	// ErrUnreachable is returned when the registry cannot be reached.
+	ErrUnreachable = errors.New("registry unreachable")
+	// ErrRegistry is returned when the registry refuses a request for
+	// another reason, or keeps failing after every retry.
+	ErrRegistry = errors.New("registry error")
+	// ErrConflict is returned when two artifacts go to one destination.
+	ErrConflict = errors.New("two artifacts map to one destination")
+	// ErrVolumes is returned for volumes that cannot be ingested together:
+	// another archive, the same volume twice.
+	ErrVolumes = errors.New("volumes do not belong together")
+	// ErrRefused is returned (through Report.Err) when artifacts were
+	// refused: a blob failed verification, a pack signature did not verify,
+	// or the registry refused a manifest.
+	ErrRefused = errors.New("artifacts refused")
+	// ErrIncomplete is returned (through Report.Err) when artifacts wait for
+	// volumes not given yet.
+	ErrIncomplete = errors.New("artifacts wait for volumes not given")
+	// ErrValidation is returned when a destination repository is missing
+	// from the catalog or a tag does not resolve to the digest in the bill
+	// of materials.
+	ErrValidation = errors.New("registry content does not match the bill of materials")
+	// ErrDockerMediaType is returned when the registry refuses a Docker
+	// schema 2 manifest or manifest list, as Zot does by default.
+	ErrDockerMediaType = errors.New("registry refuses Docker manifest media types")
+	// ErrNoJournal is returned by operations that need a journal when none
+	// is given.
+	ErrNoJournal = errors.New("no journal")
+)

@@ -1,0 +1,329 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferrytool/ferry/archive"
+	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/store"
+)
+
+// Ingest pushes the artifacts of an archive's volumes into the registry.
+//
+// The bill of materials' signature is checked before any network traffic.
+// Then every blob the volumes hold goes to each repository that needs it
+// (HEAD first, a mount when another repository has it, else an upload read
+// and verified straight from the volume), and every artifact whose blobs are
+// all in gets its manifests, children first. Artifacts that need volumes not
+// given wait for a later run (the journal remembers), and an artifact with a
+// blob that fails verification is refused.
+//
+// The error is for what stops the whole run (signature, registry
+// unreachable, credentials, journal); per-artifact outcomes are in the
+// report, and Report.Err summarises them.
+func Ingest(ctx context.Context, volumes []string, opts Options) (*Report, error) {
+	opts.defaults()
+	vs, err := openVolumes(ctx, volumes, opts.Verifier, opts.TmpDir, opts.WorkDir)
+	if err != nil {
+		return nil, err
+	}
+	defer vs.close()
+	opts.Logger.Debug("volumes open, signature checked", "volumes", len(vs.vols))
+	return run(ctx, vs, opts)
+}
+
+// Push pushes the artifacts of a bill of materials from any blob source
+// (a collect cache, for the direct mode that writes no archive) the way
+// Ingest pushes them from volumes: every blob is verified against its
+// digest on the way. The bill of materials is taken as given: no signature
+// is checked and the journal records no archive, only what went in.
+func Push(ctx context.Context, bom *manifest.BOM, src archive.BlobSource, opts Options) (*Report, error) {
+	opts.defaults()
+	if err := bom.Validate(); err != nil {
+		return nil, err
+	}
+	return run(ctx, newSourceSet(bom, src), opts)
+}
+
+func run(ctx context.Context, vs *volumeSet, opts Options) (*Report, error) {
+	start := time.Now()
+	phase := func(name string) {
+		opts.Logger.Debug("phase done", "phase", name, "elapsed", time.Since(start).Round(time.Millisecond))
+	}
+	dest, err := parseDestination(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	plans, err := planArtifacts(vs.bom, dest, opts.Mappings)
+	if err != nil {
+		return nil, err
+	}
+	in := &ingester{
+		opts: &opts, dest: dest, vs: vs, plans: plans,
+		report:    &Report{ArchiveID: vs.bom.ArchiveID, BOMDigest: vs.bomDigest, Registry: dest.key(), DryRun: opts.DryRun, Atomic: opts.Atomic},
+		bad:       map[string]string{},
+		manifests: map[string][]byte{},
+		present:   map[string]map[string]bool{},
+	}
+	if opts.Journal != nil {
+		in.journal = opts.Journal
+		if !opts.DryRun {
+			in.jw = newJournalWriter(opts.Journal, opts.Logger)
+			defer in.jw.close()
+		}
+	}
+	for _, v := range vs.vols {
+		in.report.Volumes = append(in.report.Volumes, VolumeSeen{Path: v.path, Number: v.number, Final: v.final})
+	}
+	if err := in.readManifests(ctx); err != nil {
+		return nil, err
+	}
+	if err := in.recordArchive(); err != nil {
+		return nil, err
+	}
+	phase("read manifests, record the archive")
+	var repos []string
+	for _, p := range plans {
+		repos = append(repos, p.repo)
+	}
+	reg, err := connect(ctx, &opts, dest, repos)
+	if err != nil {
+		return nil, err
+	}
+	in.reg = reg
+	phase("connect")
+	if err := in.pushBlobs(ctx); err != nil {
+		in.saveDestArchive()
+		return nil, err
+	}
+	phase("blobs")
+	if err := in.pushManifests(ctx); err != nil {
+		in.saveDestArchive()
+		return nil, err
+	}
+	phase("manifests")
+	if err := in.saveDestArchive(); err != nil {
+		return nil, err
+	}
+	for _, p := range plans {
+		in.report.Artifacts = append(in.report.Artifacts, p.res)
+	}
+	in.report.Blobs.BytesSent = in.sent.Load()
+	if opts.Validate && !opts.DryRun {
+		v, err := validate(ctx, reg, plans, in.settled)
+		if err != nil {
+			return in.report, err
+		}
+		in.report.Validation = v
+		phase("validation")
+	}
+	return in.report, nil
+}
+
+// ingester is one run.
+type ingester struct {
+	opts    *Options
+	dest    destination
+	vs      *volumeSet
+	plans   []*artifactPlan
+	reg     *registry
+	journal *store.Journal
+	jw      *journalWriter // nil without a journal or in a dry run
+	report  *Report
+	sent    atomic.Int64
+
+	mu sync.Mutex
+	// bad maps digests that failed verification to the reason.
+	bad map[string]string
+	// manifests holds verified manifest bytes by digest.
+	manifests map[string][]byte
+	// present records, per digest, the repositories known to hold it.
+	present map[string]map[string]bool
+	// previous is the journal's record of earlier runs of this archive.
+	previous store.DestArchive
+	// touched records artifacts this run pushed something of.
+	touched map[string]bool
+}
+
+func (in *ingester) now() string { return in.opts.Now().UTC().Format("2006-01-02T15:04:05Z") }
+
+func (in *ingester) markBad(digest, why string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if _, ok := in.bad[digest]; !ok {
+		in.bad[digest] = why
+		in.report.Blobs.Bad++
+	}
+}
+
+func (in *ingester) isBad(digest string) (string, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	why, ok := in.bad[digest]
+	return why, ok
+}
+
+func (in *ingester) setPresent(repo, digest string) {
+	in.mu.Lock()
+	if in.present[digest] == nil {
+		in.present[digest] = map[string]bool{}
+	}
+	in.present[digest][repo] = true
+	in.mu.Unlock()
+}
+
+func (in *ingester) isPresent(repo, digest string) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.present[digest][repo]
+}
+
+// presentRepos lists repositories known to hold a digest: this run's and
+// the journal's, for cross-repository mounts.
+func (in *ingester) presentRepos(digest string) []string {
+	in.mu.Lock()
+	var out []string
+	for repo := range in.present[digest] {
+		out = append(out, repo)
+	}
+	in.mu.Unlock()
+	if in.journal != nil {
+		if more, err := in.journal.BlobRepos(in.dest.key(), digest); err == nil {
+			for _, r := range more {
+				if !contains(out, r) {
+					out = append(out, r)
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// readManifests reads every manifest the volumes hold, verified, and keeps
+// them (in memory and in the journal): the run that completes an artifact
+// may not have the volume its manifests are in.
+func (in *ingester) readManifests(ctx context.Context) error {
+	wanted := map[string]manifest.Blob{}
+	for _, p := range in.plans {
+		for _, m := range p.manifests {
+			wanted[m.Digest] = m
+		}
+	}
+	digests := make([]string, 0, len(wanted))
+	for d := range wanted {
+		digests = append(digests, d)
+	}
+	sort.Strings(digests)
+	keep := map[string]store.ManifestData{}
+	for _, d := range digests {
+		b := wanted[d]
+		if ok, _ := in.vs.available(b); !ok {
+			if in.journal != nil {
+				if m, ok, err := in.journal.ManifestData(d); err == nil && ok && digestOf(m.Data) == d {
+					in.manifests[d] = m.Data
+				}
+			}
+			continue
+		}
+		data, err := in.vs.readManifest(ctx, b)
+		if err != nil {
+			if isBadContent(err) {
+				in.markBad(d, err.Error())
+				continue
+			}
+			return err
+		}
+		in.manifests[d] = data
+		keep[d] = store.ManifestData{MediaType: b.MediaType, Data: data}
+	}
+	if in.journal != nil && !in.opts.DryRun && len(keep) > 0 {
+		if err := in.journal.PutManifestData(keep); err != nil {
+			return fmt.Errorf("journal %s: %w", in.journal.Path(), err)
+		}
+	}
+	return nil
+}
+
+// recordArchive keeps the signed bill of materials and what each volume
+// holds, for later runs and --status.
+func (in *ingester) recordArchive() error {
+	if in.journal == nil || in.vs.bomRaw == nil {
+		return nil
+	}
+	prev, _, err := in.journal.DestArchive(in.dest.key(), in.vs.bom.ArchiveID)
+	if err != nil {
+		return err
+	}
+	in.previous = prev
+	if in.opts.DryRun {
+		return nil
+	}
+	now := in.opts.Now()
+	if err := in.journal.PutArchive(in.vs.bom.ArchiveID, in.vs.bomDigest, in.vs.bomRaw, in.vs.sig, now); err != nil {
+		return fmt.Errorf("journal %s: %w", in.journal.Path(), err)
+	}
+	vols := map[int]store.VolumeRecord{}
+	for _, v := range in.vs.vols {
+		rec := volumeRecord(v)
+		rec.Seen = now
+		vols[v.number] = rec
+	}
+	if err := in.journal.AddVolumes(in.vs.bom.ArchiveID, vols); err != nil {
+		return fmt.Errorf("journal %s: %w", in.journal.Path(), err)
+	}
+	return nil
+}
+
+// saveDestArchive records this run for the destination: when, with which
+// mappings, and which blobs are bad.
+func (in *ingester) saveDestArchive() error {
+	if in.journal == nil || in.opts.DryRun || in.vs.bomRaw == nil {
+		return nil
+	}
+	rec := in.previous
+	now := in.opts.Now()
+	if rec.ArchiveID == "" {
+		rec = store.DestArchive{ArchiveID: in.vs.bom.ArchiveID, FirstRun: now}
+	}
+	rec.LastRun = now
+	rec.Mappings = nil
+	for _, m := range in.opts.Mappings {
+		rec.Mappings = append(rec.Mappings, m.String())
+	}
+	in.mu.Lock()
+	if rec.Bad == nil {
+		rec.Bad = map[string]string{}
+	}
+	for d, why := range in.bad {
+		rec.Bad[d] = why
+	}
+	for d := range in.present {
+		delete(rec.Bad, d)
+	}
+	in.mu.Unlock()
+	rec.Refused = map[string]string{}
+	for _, p := range in.plans {
+		if p.res.State == StateRefused {
+			rec.Refused[p.a.Name] = p.res.Reason
+		}
+	}
+	if err := in.journal.PutDestArchive(in.dest.key(), rec); err != nil {
+		return fmt.Errorf("journal %s: %w", in.journal.Path(), err)
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+package ingest
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ferrytool/ferry/store"
+)
+
+// journalWriter records what a run does without holding the workers up: a
+// record per blob, each with its own disk sync, would cost more than small
+// uploads themselves. Records queue and go in together, one transaction
+// while the next ones gather. Losing the last few to a crash costs nothing
+// but a HEAD: every run asks the registry before it uploads.
+type journalWriter struct {
+	j   *store.Journal
+	log *slog.Logger
+
+	mu      sync.Mutex
+	pending []func(*store.JournalWriter) error
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newJournalWriter(j *store.Journal, log *slog.Logger) *journalWriter {
+	w := &journalWriter{j: j, log: log, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+func (w *journalWriter) add(fn func(*store.JournalWriter) error) {
+	w.mu.Lock()
+	w.pending = append(w.pending, fn)
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *journalWriter) run() {
+	defer close(w.done)
+	for {
+		select {
+		case <-w.kick:
+			w.flush()
+		case <-w.stop:
+			w.flush()
+			return
+		}
+		// Let a few more gather before the next sync.
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (w *journalWriter) flush() {
+	w.mu.Lock()
+	batch := w.pending
+	w.pending = nil
+	w.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	err := w.j.Write(func(jw *store.JournalWriter) error {
+		for _, fn := range batch {
+			if err := fn(jw); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		w.log.Warn("journal", "path", w.j.Path(), "error", err)
+	}
+}
+
+// close writes what is still queued.
+func (w *journalWriter) close() {
+	close(w.stop)
+	<-w.done
+}

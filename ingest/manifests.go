@@ -1,0 +1,280 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferrytool/ferry/internal/digestio"
+	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/store"
+)
+
+func digestOf(data []byte) string { return digestio.FromBytes(data) }
+
+// pushManifests decides, per artifact, whether it can be completed now and
+// pushes the manifests of those that can: children by digest, then the
+// artifact's own manifest by tag. With Options.Atomic nothing is pushed
+// unless every artifact can be.
+func (in *ingester) pushManifests(ctx context.Context) error {
+	loc := in.locator()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(in.opts.Jobs)
+	ready := make([]bool, len(in.plans))
+	for i, p := range in.plans {
+		g.Go(func() error {
+			ok, err := in.assess(gctx, p, loc)
+			ready[i] = ok
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if in.opts.Atomic {
+		in.holdForAtomic(ready)
+	}
+	if in.opts.DryRun {
+		for i, p := range in.plans {
+			if ready[i] {
+				p.res.State = StateWouldPush
+			}
+			in.settle(p)
+		}
+		return nil
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(in.opts.Jobs)
+	for i, p := range in.plans {
+		if !ready[i] {
+			in.settle(p)
+			continue
+		}
+		g.Go(func() error {
+			if err := in.completeArtifact(gctx, p); err != nil {
+				return err
+			}
+			in.settle(p)
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func (in *ingester) settle(p *artifactPlan) {
+	if in.opts.Progress.OnArtifact != nil {
+		in.opts.Progress.OnArtifact(p.res)
+	}
+}
+
+// settled reports whether an artifact should be in the registry after
+// this run, for the final validation.
+func (in *ingester) settled(p *artifactPlan) bool {
+	return p.res.State == StatePushed || p.res.State == StatePresent
+}
+
+// locator places missing blobs in volumes, from this run's volumes and
+// those recorded by earlier runs.
+func (in *ingester) locator() *locator {
+	vols := map[int]store.VolumeRecord{}
+	if in.journal != nil {
+		if rec, _, _, ok, err := in.journal.Archive(in.vs.bom.ArchiveID); err == nil && ok {
+			for n, v := range rec.Volumes {
+				vols[n] = v
+			}
+		}
+	}
+	for _, v := range in.vs.vols {
+		vols[v.number] = volumeRecord(v)
+	}
+	return newLocator(in.vs.bom, vols)
+}
+
+// assess sets the artifact's state unless it is ready to be pushed.
+func (in *ingester) assess(ctx context.Context, p *artifactPlan, loc *locator) (bool, error) {
+	for _, b := range append(append([]manifest.Blob(nil), p.layers...), p.manifests...) {
+		if why, bad := in.isBad(b.Digest); bad {
+			p.res.State, p.res.Reason = StateRefused, "blob "+b.Digest+" failed verification: "+why
+			return false, nil
+		}
+	}
+	got, err := in.reg.manifestDigest(ctx, p.repo, p.ref)
+	if err != nil {
+		return false, classify(in.dest.host, fmt.Errorf("HEAD %s:%s: %w", p.repo, p.ref, err))
+	}
+	if got == p.a.Digest {
+		p.res.State = StatePresent
+		return false, nil
+	}
+	var missing []manifest.Blob
+	for _, b := range p.layers {
+		if in.isPresent(p.repo, b.Digest) {
+			continue
+		}
+		if in.opts.DryRun {
+			if ok, _ := in.vs.available(b); ok {
+				p.res.ToSend += b.Size
+				continue
+			}
+		}
+		missing = append(missing, b)
+	}
+	for _, m := range p.manifests {
+		if in.manifests[m.Digest] != nil {
+			continue
+		}
+		if m.Digest != p.a.Digest {
+			d, err := in.reg.manifestDigest(ctx, p.repo, m.Digest)
+			if err != nil {
+				return false, classify(in.dest.host, err)
+			}
+			if d == m.Digest {
+				continue
+			}
+		}
+		missing = append(missing, m)
+	}
+	if len(missing) > 0 {
+		var ranges []volumeRange
+		for _, b := range missing {
+			if why, ok := in.previous.Bad[b.Digest]; ok {
+				p.res.State, p.res.Reason = StateRefused, "blob "+b.Digest+" failed verification in an earlier run: "+why
+				return false, nil
+			}
+			p.res.MissingBlobs++
+			p.res.MissingBytes += b.Size
+			ranges = append(ranges, loc.where(b.Digest)...)
+		}
+		p.res.State = StateWaiting
+		p.res.WaitingFor = describeVolumes(ranges)
+		p.res.Reason = fmt.Sprintf("%d blob(s), %s, are in %s", p.res.MissingBlobs, humanSize(p.res.MissingBytes), p.res.WaitingFor)
+		return false, nil
+	}
+	if in.opts.DryRun {
+		for _, m := range p.manifests {
+			p.res.ToSend += m.Size
+		}
+		return true, nil
+	}
+	if err := in.checkPack(ctx, p); err != nil {
+		var refusal *packRefusal
+		if errors.As(err, &refusal) {
+			p.res.State, p.res.Reason = StateRefused, refusal.Error()
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// holdForAtomic keeps every artifact out unless all can go in.
+func (in *ingester) holdForAtomic(ready []bool) {
+	var refused, waiting []string
+	for _, p := range in.plans {
+		switch p.res.State {
+		case StateRefused:
+			refused = append(refused, p.a.Name)
+		case StateWaiting:
+			waiting = append(waiting, p.a.Name)
+		}
+	}
+	if len(refused) == 0 && len(waiting) == 0 {
+		return
+	}
+	for i, p := range in.plans {
+		if !ready[i] {
+			continue
+		}
+		ready[i] = false
+		if len(refused) > 0 {
+			p.res.State = StateRefused
+			p.res.Reason = "--atomic: nothing is pushed because " + strings.Join(refused, ", ") + " was refused"
+		} else {
+			p.res.State = StateWaiting
+			p.res.WaitingFor = "the other artifacts (--atomic)"
+			p.res.Reason = "--atomic: nothing is pushed until " + strings.Join(waiting, ", ") + " can go in too"
+		}
+	}
+}
+
+// completeArtifact pushes an artifact's manifests, children first.
+func (in *ingester) completeArtifact(ctx context.Context, p *artifactPlan) error {
+	for _, m := range p.manifests {
+		root := m.Digest == p.a.Digest
+		data := in.manifests[m.Digest]
+		if !root {
+			if data == nil {
+				continue // assess found it in the registry
+			}
+			if d, err := in.reg.manifestDigest(ctx, p.repo, m.Digest); err != nil {
+				return classify(in.dest.host, err)
+			} else if d == m.Digest {
+				continue
+			}
+		}
+		ref := m.Digest
+		if root {
+			ref = p.ref
+		}
+		mt := manifestMediaType(m.MediaType, data)
+		if err := in.reg.putManifest(ctx, p.repo, ref, mt, data); err != nil {
+			if refusal := manifestRefusal(err, mt); refusal != "" {
+				p.res.State, p.res.Reason = StateRefused, fmt.Sprintf("the registry refused manifest %s (%s) for %s:%s: %s", m.Digest, mt, p.repo, ref, refusal)
+				return nil
+			}
+			return classify(in.dest.host, fmt.Errorf("PUT manifest %s:%s: %w", p.repo, ref, err))
+		}
+		in.mu.Lock()
+		in.report.Blobs.Manifests++
+		in.mu.Unlock()
+		if in.jw != nil {
+			rec := store.ManifestRecord{Archive: in.vs.bom.ArchiveID, At: in.opts.Now(), MediaType: mt}
+			if root && p.a.Dest.Tag != "" {
+				rec.Tag = p.a.Dest.Tag
+			}
+			dest, repo, d := in.dest.key(), p.repo, m.Digest
+			in.jw.add(func(w *store.JournalWriter) error { return w.PutManifest(dest, repo, d, rec) })
+		}
+	}
+	p.res.State = StatePushed
+	return nil
+}
+
+// manifestRefusal explains a registry's "no" to a manifest, or returns ""
+// when the error is not a refusal of this manifest (credentials, a server
+// error, the network) and so concerns the whole run.
+func manifestRefusal(err error, mediaType string) string {
+	var se *statusError
+	if !errors.As(err, &se) || se.code < 400 || se.code >= 500 || se.code == http.StatusUnauthorized || se.code == http.StatusForbidden || se.code == http.StatusTooManyRequests {
+		return ""
+	}
+	msg := se.Error()
+	docker := mediaType == manifest.MediaTypeDockerManifest || mediaType == manifest.MediaTypeDockerList
+	var te *transport.Error
+	if docker && errors.As(err, &te) && (se.code == http.StatusBadRequest || se.code == http.StatusUnsupportedMediaType) {
+		for _, d := range te.Errors {
+			if d.Code == transport.ManifestInvalidErrorCode || d.Code == transport.UnsupportedErrorCode {
+				return fmt.Sprintf("%v: %s. Either enable Docker media types in Zot (\"http\": {\"compat\": [\"docker2s2\"]}) or collect again with --convert-oci", ErrDockerMediaType, msg)
+			}
+		}
+	}
+	return msg
+}
+
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,352 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/store"
+)
+
+// Artifact states in a report.
+const (
+	// StatePushed: the artifact's tag (or digest) resolves in the registry,
+	// and this run pushed some of it.
+	StatePushed = "pushed"
+	// StatePresent: everything was there already.
+	StatePresent = "present"
+	// StateWaiting: some blobs or manifests are in volumes not given yet.
+	StateWaiting = "waiting"
+	// StateRefused: a blob failed verification, a pack signature did not
+	// verify, or the registry refused a manifest; nothing of the artifact
+	// reached a manifest in the registry.
+	StateRefused = "refused"
+	// StateWouldPush: a dry run found something to push.
+	StateWouldPush = "would push"
+)
+
+// Report is the outcome of one ingest run.
+type Report struct {
+	ArchiveID string `json:"archiveID"`
+	BOMDigest string `json:"bomDigest"`
+	// Registry is HOST[:PORT][/BASE].
+	Registry  string           `json:"registry"`
+	DryRun    bool             `json:"dryRun,omitempty"`
+	Atomic    bool             `json:"atomic,omitempty"`
+	Volumes   []VolumeSeen     `json:"volumes"`
+	Artifacts []ArtifactResult `json:"artifacts"`
+	Blobs     BlobCounts       `json:"blobs"`
+	// PackSignatures says whether vendor pack signatures were checked again.
+	PackSignatures string `json:"packSignatures,omitempty"`
+	// PacksWritten lists the pack files written to Options.PacksDir.
+	PacksWritten []string    `json:"packsWritten,omitempty"`
+	Validation   *Validation `json:"validation,omitempty"`
+}
+
+// VolumeSeen is a volume given to this run.
+type VolumeSeen struct {
+	Path   string `json:"path"`
+	Number int    `json:"number"`
+	Final  bool   `json:"final,omitempty"`
+}
+
+// BlobCounts sums what happened to blobs, one count per blob and repository.
+type BlobCounts struct {
+	Uploaded int `json:"uploaded"`
+	// Resumed counts uploads continued from an earlier run or a lost
+	// connection rather than started over.
+	Resumed int `json:"resumed"`
+	Mounted int `json:"mounted"`
+	Found   int `json:"found"`
+	// Missing counts blobs in volumes not given.
+	Missing int `json:"missing"`
+	Bad     int `json:"bad"`
+	// BytesSent counts content bytes sent, retries included.
+	BytesSent int64 `json:"bytesSent"`
+	// Manifests counts manifests pushed.
+	Manifests int `json:"manifests"`
+}
+
+// ArtifactResult is one artifact's state after the run.
+type ArtifactResult struct {
+	Name   string                `json:"name"`
+	Kind   manifest.ArtifactKind `json:"kind"`
+	Source string                `json:"source,omitempty"`
+	// Destination is HOST/REPOSITORY:TAG (or @DIGEST without a tag).
+	Destination string `json:"destination"`
+	Digest      string `json:"digest"`
+	State       string `json:"state"`
+	Reason      string `json:"reason,omitempty"`
+	// MissingBlobs and MissingBytes count what a waiting artifact lacks.
+	MissingBlobs int   `json:"missingBlobs,omitempty"`
+	MissingBytes int64 `json:"missingBytes,omitempty"`
+	// WaitingFor names the volumes that hold what is missing.
+	WaitingFor string `json:"waitingFor,omitempty"`
+	// ToSend is what a dry run would send for the artifact.
+	ToSend int64 `json:"toSend,omitempty"`
+}
+
+// Err summarises the report: ErrRefused when artifacts were refused,
+// ErrIncomplete when some wait for volumes, ErrValidation when the final
+// check failed; nil when everything is in.
+func (r *Report) Err() error {
+	var refused, waiting []string
+	for _, a := range r.Artifacts {
+		switch a.State {
+		case StateRefused:
+			refused = append(refused, fmt.Sprintf("%s (%s)", a.Name, a.Reason))
+		case StateWaiting:
+			waiting = append(waiting, fmt.Sprintf("%s (%s)", a.Name, a.WaitingFor))
+		}
+	}
+	switch {
+	case len(refused) > 0:
+		return fmt.Errorf("%w: %d of %d: %s", ErrRefused, len(refused), len(r.Artifacts), strings.Join(refused, "; "))
+	case len(waiting) > 0:
+		return fmt.Errorf("%w: %d of %d artifacts wait: %s", ErrIncomplete, len(waiting), len(r.Artifacts), strings.Join(waiting, "; "))
+	case r.Validation != nil:
+		return r.Validation.Err()
+	}
+	return nil
+}
+
+// artifactPlan is one artifact with its destination and its closure split
+// into blobs and manifests.
+type artifactPlan struct {
+	a    manifest.Artifact
+	repo string // repository path in the registry, base included
+	ref  string // tag, or the digest when there is none
+	// layers are the blobs that are not manifests (configs, layers).
+	layers []manifest.Blob
+	// manifests are the manifests in the closure, children first, the
+	// artifact's own manifest last.
+	manifests []manifest.Blob
+	res       ArtifactResult
+}
+
+// planArtifacts computes each artifact's destination and refuses two
+// artifacts with one destination before anything is pushed.
+func planArtifacts(bom *manifest.BOM, dest destination, mappings []Mapping) ([]*artifactPlan, error) {
+	blobs := make(map[string]manifest.Blob, len(bom.Blobs))
+	pos := make(map[string]int, len(bom.Blobs))
+	for i, b := range bom.Blobs {
+		blobs[b.Digest] = b
+		pos[b.Digest] = i
+	}
+	var plans []*artifactPlan
+	seen := map[string]string{}
+	for _, a := range bom.Artifacts {
+		rel := a.Dest.Repository
+		if rel == "" {
+			return nil, fmt.Errorf("%w: artifact %s has no destination repository", ErrConflict, a.Name)
+		}
+		for _, m := range mappings {
+			if out, ok := m.apply(rel); ok {
+				rel = out
+				break
+			}
+		}
+		p := &artifactPlan{a: a, repo: dest.repo(rel), ref: a.Dest.Tag}
+		if p.ref == "" {
+			p.ref = a.Digest
+		}
+		key := p.repo + ":" + p.ref
+		if other, dup := seen[key]; dup {
+			return nil, fmt.Errorf("%w: %s and %s both go to %s/%s; nothing was pushed (change a mapping or the transfer spec)", ErrConflict, other, a.Name, dest.host, key)
+		}
+		seen[key] = a.Name
+		closure := append([]string(nil), a.Blobs...)
+		sort.SliceStable(closure, func(i, j int) bool { return pos[closure[i]] < pos[closure[j]] })
+		var root manifest.Blob
+		for _, d := range closure {
+			b := blobs[d]
+			switch {
+			case d == a.Digest:
+				if b.MediaType == "" {
+					b.MediaType = a.MediaType
+				}
+				root = b
+			case manifest.IsManifest(b.MediaType):
+				p.manifests = append(p.manifests, b)
+			default:
+				p.layers = append(p.layers, b)
+			}
+		}
+		p.manifests = append(p.manifests, root)
+		sep := ":"
+		if a.Dest.Tag == "" {
+			sep = "@"
+		}
+		p.res = ArtifactResult{Name: a.Name, Kind: a.Kind, Source: a.Source, Destination: dest.host + "/" + p.repo + sep + p.ref, Digest: a.Digest}
+		plans = append(plans, p)
+	}
+	return plans, nil
+}
+
+// manifestMediaType is the Content-Type to push a manifest with: the one
+// listed, else the one the document declares.
+func manifestMediaType(listed string, data []byte) string {
+	if listed != "" {
+		return listed
+	}
+	var m struct {
+		MediaType string            `json:"mediaType"`
+		Manifests []json.RawMessage `json:"manifests"`
+	}
+	if json.Unmarshal(data, &m) == nil {
+		if m.MediaType != "" {
+			return m.MediaType
+		}
+		if m.Manifests != nil {
+			return manifest.MediaTypeOCIIndex
+		}
+	}
+	return manifest.MediaTypeOCIManifest
+}
+
+// locator says which volume holds a blob: exactly, for volumes seen now or
+// in an earlier run, or as a range from the bill of materials' order, in
+// which blobs fill the volumes.
+type locator struct {
+	pos   map[string]int
+	held  map[string][]int // digest -> volumes seen holding it (whole or a part)
+	split map[string]bool  // digests seen as parts
+	seen  map[int]bool
+	spans map[int][2]int // volume -> first and last blob position
+	final int            // number of the last volume, 0 when not seen
+}
+
+func newLocator(bom *manifest.BOM, vols map[int]store.VolumeRecord) *locator {
+	l := &locator{pos: map[string]int{}, held: map[string][]int{}, split: map[string]bool{}, seen: map[int]bool{}, spans: map[int][2]int{}}
+	for i, b := range bom.Blobs {
+		l.pos[b.Digest] = i
+	}
+	for n, v := range vols {
+		l.seen[n] = true
+		if v.Final {
+			l.final = n
+		}
+		for _, d := range v.Parts {
+			l.split[d] = true
+		}
+		lo, hi := len(bom.Blobs), -1
+		for _, list := range [][]string{v.Blobs, v.Parts} {
+			for _, d := range list {
+				l.held[d] = appendUnique(l.held[d], n)
+				if p, ok := l.pos[d]; ok {
+					lo, hi = min(lo, p), max(hi, p)
+				}
+			}
+		}
+		if hi >= 0 {
+			l.spans[n] = [2]int{lo, hi}
+		}
+	}
+	return l
+}
+
+func appendUnique(list []int, n int) []int {
+	for _, x := range list {
+		if x == n {
+			return list
+		}
+	}
+	return append(list, n)
+}
+
+// volumeRange is the volumes that may hold a blob; to == 0 means open.
+type volumeRange struct{ from, to int }
+
+func (l *locator) where(digest string) []volumeRange {
+	if vols := l.held[digest]; len(vols) > 0 {
+		sort.Ints(vols)
+		lo, hi := vols[0], vols[len(vols)-1]
+		if !l.split[digest] {
+			return []volumeRange{{lo, hi}}
+		}
+		// The parts not seen sit in the volumes next to those seen: after a
+		// volume the blob ends, before one it starts.
+		pos := l.pos[digest]
+		var out []volumeRange
+		add := func(n int) {
+			if n >= 1 && !l.seen[n] && (l.final == 0 || n <= l.final) {
+				out = append(out, volumeRange{n, n})
+			}
+		}
+		for _, n := range vols {
+			if s := l.spans[n]; s[1] == pos {
+				add(n + 1)
+			}
+			if s := l.spans[n]; s[0] == pos {
+				add(n - 1)
+			}
+		}
+		if len(out) == 0 {
+			out = append(out, volumeRange{lo, hi})
+		}
+		return out
+	}
+	i := l.pos[digest]
+	from, to := 1, 0
+	for n, s := range l.spans {
+		if s[1] < i && n+1 > from {
+			from = n + 1
+		}
+		if s[0] > i && (to == 0 || n-1 < to) {
+			to = n - 1
+		}
+	}
+	if to == 0 && l.final > 0 {
+		to = l.final
+	}
+	return []volumeRange{{from, to}}
+}
+
+// describeVolumes renders the volumes that hold a set of blobs.
+func describeVolumes(rs []volumeRange) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	exact := map[int]bool{}
+	var ranges []string
+	for _, r := range rs {
+		if r.from == r.to {
+			exact[r.from] = true
+		}
+	}
+	var nums []int
+	for n := range exact {
+		nums = append(nums, n)
+	}
+	sort.Ints(nums)
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if r.from == r.to {
+			continue
+		}
+		var s string
+		if r.to == 0 {
+			s = fmt.Sprintf("volume %d or a later one", r.from)
+		} else {
+			s = fmt.Sprintf("one of volumes %d-%d", r.from, r.to)
+		}
+		if !seen[s] {
+			seen[s] = true
+			ranges = append(ranges, s)
+		}
+	}
+	var parts []string
+	if len(nums) == 1 {
+		parts = append(parts, fmt.Sprintf("volume %d", nums[0]))
+	} else if len(nums) > 1 {
+		strs := make([]string, len(nums))
+		for i, n := range nums {
+			strs[i] = fmt.Sprint(n)
+		}
+		parts = append(parts, "volumes "+strings.Join(strs, ", "))
+	}
+	sort.Strings(ranges)
+	return strings.Join(append(parts, ranges...), ", ")
+}

@@ -1,0 +1,87 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/ferrytool/ferry/internal/digestio"
+	"github.com/ferrytool/ferry/internal/testbed"
+	"github.com/ferrytool/ferry/manifest"
+)
+
+type mapSource map[string][]byte
+
+func (m mapSource) OpenBlob(_ context.Context, b manifest.Blob) (io.ReadCloser, error) {
+	data, ok := m[b.Digest]
+	if !ok {
+		return nil, fmt.Errorf("no blob %s", b.Digest)
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+// twoImages is a bill of materials of two single-layer images sharing their
+// config, with the blobs to serve it.
+func twoImages(t *testing.T) (*manifest.BOM, mapSource) {
+	t.Helper()
+	src := mapSource{}
+	add := func(data []byte) manifest.Descriptor {
+		d := digestio.FromBytes(data)
+		src[d] = data
+		return manifest.Descriptor{Digest: d, Size: int64(len(data))}
+	}
+	bom := manifest.NewBOM("push-test", testNow())
+	cfg := add([]byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`))
+	cfg.MediaType = "application/vnd.oci.image.config.v1+json"
+	bom.Blobs = append(bom.Blobs, manifest.Blob{Digest: cfg.Digest, Size: cfg.Size, MediaType: cfg.MediaType})
+	for i, name := range []string{"one", "two"} {
+		layerData, _ := randomBlob(t, 32<<10+i)
+		layer := add(layerData)
+		layer.MediaType = "application/vnd.oci.image.layer.v1.tar+gzip"
+		raw, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": manifest.MediaTypeOCIManifest, "config": cfg, "layers": []manifest.Descriptor{layer}})
+		m := add(raw)
+		bom.Blobs = append(bom.Blobs, manifest.Blob{Digest: layer.Digest, Size: layer.Size, MediaType: layer.MediaType},
+			manifest.Blob{Digest: m.Digest, Size: m.Size, MediaType: manifest.MediaTypeOCIManifest})
+		bom.Artifacts = append(bom.Artifacts, manifest.Artifact{Kind: manifest.KindImage, Name: name, Digest: m.Digest, Size: m.Size,
+			MediaType: manifest.MediaTypeOCIManifest, Dest: manifest.Destination{Repository: "images/" + name, Tag: "1"},
+			Blobs: []string{cfg.Digest, layer.Digest, m.Digest}})
+	}
+	return bom, src
+}
+
+func TestPushFromABlobSource(t *testing.T) {
+	reg := testbed.StartRegistry(t, testbed.RegistryOptions{})
+	bom, src := twoImages(t)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	opts := Options{Registry: reg.Host + "/base", PlainHTTP: true, Transport: tr, Validate: true}
+	rep, err := Push(t.Context(), bom, src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Err(); err != nil || rep.Blobs.Mounted != 1 || rep.Validation == nil || !rep.Validation.OK() {
+		t.Fatalf("report: %v %+v %+v", err, rep.Blobs, rep.Validation)
+	}
+
+	// A source serving other bytes than the bill of materials says: that
+	// image is refused, the other goes in.
+	bom, src = twoImages(t)
+	for _, b := range bom.Blobs {
+		if b.Size > 30<<10 {
+			src[b.Digest] = append([]byte{'x'}, src[b.Digest][1:]...)
+			break
+		}
+	}
+	rep, err = Push(t.Context(), bom, src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Err(); !errors.Is(err, ErrRefused) || rep.Artifacts[0].State != StateRefused || rep.Artifacts[1].State != StatePushed {
+		t.Fatalf("tampered source: %v %+v", err, rep.Artifacts)
+	}
+}

@@ -1,0 +1,211 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferrytool/ferry/archive"
+	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/store"
+)
+
+// Validation statuses.
+const (
+	ValidOK                = "ok"
+	ValidMissingRepository = "repository not in catalog"
+	ValidMissingTag        = "tag missing"
+	ValidWrongDigest       = "wrong digest"
+)
+
+// Validation is the registry checked against bills of materials: the
+// catalog lists every destination repository and every tag resolves to the
+// digest the bill of materials names.
+type Validation struct {
+	Registry string `json:"registry"`
+	// CatalogRepositories counts the repositories the catalog lists.
+	CatalogRepositories int                 `json:"catalogRepositories"`
+	Artifacts           []ValidatedArtifact `json:"artifacts"`
+}
+
+// ValidatedArtifact is one artifact's check.
+type ValidatedArtifact struct {
+	Name       string                `json:"name"`
+	Kind       manifest.ArtifactKind `json:"kind"`
+	Repository string                `json:"repository"`
+	// Ref is the tag, or the digest for an artifact without one.
+	Ref       string `json:"ref"`
+	Want      string `json:"want"`
+	Got       string `json:"got,omitempty"`
+	InCatalog bool   `json:"inCatalog"`
+	Status    string `json:"status"`
+}
+
+// OK reports whether every artifact checked out.
+func (v *Validation) OK() bool {
+	for _, a := range v.Artifacts {
+		if a.Status != ValidOK {
+			return false
+		}
+	}
+	return true
+}
+
+// Err is nil when everything checked out, else ErrValidation naming what
+// did not.
+func (v *Validation) Err() error {
+	var bad []string
+	for _, a := range v.Artifacts {
+		if a.Status != ValidOK {
+			bad = append(bad, fmt.Sprintf("%s:%s (%s)", a.Repository, a.Ref, a.Status))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %d of %d: %s", ErrValidation, len(bad), len(v.Artifacts), strings.Join(bad, "; "))
+}
+
+// Validate checks the registry against the bill of materials of the volumes
+// given, or, with none, of every archive the journal recorded for the
+// destination.
+func Validate(ctx context.Context, volumes []string, opts Options) (*Validation, error) {
+	opts.defaults()
+	dest, err := parseDestination(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	var plans []*artifactPlan
+	if len(volumes) > 0 {
+		vs, err := openVolumes(ctx, volumes, opts.Verifier, opts.TmpDir, opts.WorkDir)
+		if err != nil {
+			return nil, err
+		}
+		vs.close()
+		if plans, err = planArtifacts(vs.bom, dest, opts.Mappings); err != nil {
+			return nil, err
+		}
+	} else {
+		if opts.Journal == nil {
+			return nil, fmt.Errorf("%w: give the archive's volumes, or a journal that recorded ingests into %s", ErrNoJournal, dest.key())
+		}
+		boms, err := journalBOMs(ctx, &opts, dest)
+		if err != nil {
+			return nil, err
+		}
+		if len(boms) == 0 {
+			return nil, fmt.Errorf("%w: journal %s has no ingest into %s; give the archive's volumes", ErrNoJournal, opts.Journal.Path(), dest.key())
+		}
+		for _, jb := range boms {
+			ps, err := planArtifacts(jb.bom, dest, jb.mappings)
+			if err != nil {
+				return nil, err
+			}
+			plans = append(plans, ps...)
+		}
+	}
+	var repos []string
+	for _, p := range plans {
+		repos = append(repos, p.repo)
+	}
+	reg, err := connect(ctx, &opts, dest, repos)
+	if err != nil {
+		return nil, err
+	}
+	return validate(ctx, reg, plans, nil)
+}
+
+// journalBOM is an archive the journal recorded for a destination.
+type journalBOM struct {
+	da       store.DestArchive
+	bom      *manifest.BOM
+	mappings []Mapping
+	raw      []byte
+}
+
+// journalBOMs reads the bills of materials of the archives ingested into
+// dest, checking their signatures again when a verifier is given.
+func journalBOMs(ctx context.Context, opts *Options, dest destination) ([]journalBOM, error) {
+	das, err := opts.Journal.DestArchives(dest.key())
+	if err != nil {
+		return nil, err
+	}
+	var out []journalBOM
+	for _, da := range das {
+		_, raw, sig, ok, err := opts.Journal.Archive(da.ArchiveID)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if opts.Verifier != nil {
+			if err := opts.Verifier.VerifyBOM(ctx, raw, sig); err != nil {
+				return nil, fmt.Errorf("journal %s: archive %s: %w: %v", opts.Journal.Path(), da.ArchiveID, archive.ErrSignature, err)
+			}
+		}
+		bom, err := manifest.ParseBOM(raw)
+		if err != nil {
+			return nil, fmt.Errorf("journal %s: archive %s: %w", opts.Journal.Path(), da.ArchiveID, err)
+		}
+		jb := journalBOM{da: da, bom: bom, raw: raw}
+		for _, s := range da.Mappings {
+			m, err := ParseMapping(s)
+			if err == nil {
+				jb.mappings = append(jb.mappings, m)
+			}
+		}
+		out = append(out, jb)
+	}
+	return out, nil
+}
+
+// validate checks the plans for which keep returns true (all when nil).
+func validate(ctx context.Context, reg *registry, plans []*artifactPlan, keep func(*artifactPlan) bool) (*Validation, error) {
+	catalog, err := reg.catalog(ctx)
+	if err != nil {
+		return nil, classify(reg.dest.host, fmt.Errorf("GET /v2/_catalog: %w", err))
+	}
+	inCatalog := make(map[string]bool, len(catalog))
+	for _, r := range catalog {
+		inCatalog[r] = true
+	}
+	v := &Validation{Registry: reg.dest.key(), CatalogRepositories: len(catalog)}
+	var checked []*artifactPlan
+	for _, p := range plans {
+		if keep == nil || keep(p) {
+			checked = append(checked, p)
+		}
+	}
+	v.Artifacts = make([]ValidatedArtifact, len(checked))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, p := range checked {
+		g.Go(func() error {
+			va := ValidatedArtifact{Name: p.a.Name, Kind: p.a.Kind, Repository: p.repo, Ref: p.ref, Want: p.a.Digest, InCatalog: inCatalog[p.repo]}
+			got, err := reg.manifestDigest(gctx, p.repo, p.ref)
+			if err != nil {
+				return classify(reg.dest.host, fmt.Errorf("HEAD %s:%s: %w", p.repo, p.ref, err))
+			}
+			va.Got = got
+			switch {
+			case got == "":
+				va.Status = ValidMissingTag
+			case got != p.a.Digest:
+				va.Status = ValidWrongDigest
+			case !va.InCatalog:
+				va.Status = ValidMissingRepository
+			default:
+				va.Status = ValidOK
+			}
+			v.Artifacts[i] = va
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
