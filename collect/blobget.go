@@ -2,14 +2,18 @@ package collect
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/ferrytool/ferry/manifest"
 )
 
 // blobGetter downloads blobs with plain GET requests through
@@ -65,4 +69,53 @@ func (g *blobGetter) get(ctx context.Context, repo name.Repository, digest strin
 		return nil, err
 	}
 	return resp.Body, nil
+}
+
+// manifestAccept is every manifest media type ferry reads, so a registry
+// serves what it holds instead of converting to what we did not ask for.
+var manifestAccept = strings.Join([]string{
+	manifest.MediaTypeOCIManifest, manifest.MediaTypeOCIIndex,
+	manifest.MediaTypeDockerManifest, manifest.MediaTypeDockerList,
+}, ", ")
+
+// manifest reads a manifest by tag or digest, without trusting any digest
+// header: the caller hashes the bytes itself, which is the point when the
+// registry is a mirror whose word is being checked.
+func (g *blobGetter) manifest(ctx context.Context, repo name.Repository, identifier string) ([]byte, string, error) {
+	t, err := g.transport(ctx, repo)
+	if err != nil {
+		return nil, "", err
+	}
+	u := fmt.Sprintf("%s://%s/v2/%s/manifests/%s", repo.Registry.Scheme(), repo.RegistryStr(), repo.RepositoryStr(), identifier)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	req.Header.Set("Accept", manifestAccept)
+	resp, err := (&http.Client{Transport: t}).Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return nil, "", err
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, manifest.MaxManifestSize+1))
+	if err != nil {
+		return nil, "", err
+	}
+	if len(data) > manifest.MaxManifestSize {
+		return nil, "", fmt.Errorf("manifest %s of %s is over the %d byte limit", identifier, repo.Name(), manifest.MaxManifestSize)
+	}
+	mt, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
+	if mt = strings.TrimSpace(mt); !manifest.IsManifest(mt) {
+		// Some registries answer application/json; the document says.
+		var doc struct {
+			MediaType string `json:"mediaType"`
+		}
+		if json.Unmarshal(data, &doc) == nil && doc.MediaType != "" {
+			mt = doc.MediaType
+		}
+	}
+	return data, mt, nil
 }

@@ -336,7 +336,9 @@ func (p *planner) fetchOCIChart(ctx context.Context, src chartSource) (*fetchedC
 	tag := strings.ReplaceAll(version, "+", "_")
 	refStr := repoRef.Name() + ":" + tag
 	ir := *p.images
-	ir.platforms = nil
+	// A chart's versions and layer are read from its own registry, so its
+	// manifest is too: registry mirrors are for images.
+	ir.platforms, ir.mirrors = nil, nil
 	res, err := ir.resolveImage(ctx, refStr)
 	if err != nil {
 		return nil, fmt.Errorf("chart %s %s: %w", src.Name, version, err)

@@ -26,3 +26,8 @@ var (
 	// ErrChart is returned for a chart that does not load or render.
 	ErrChart = errors.New("chart cannot be rendered")
 )
+
+// ErrMirrorMismatch is returned when a registry mirror serves other content
+// for a reference than its source (or the pinned digest) says; nothing
+// from that mirror is collected for it.
+var ErrMirrorMismatch = errors.New("registry mirror serves different content")

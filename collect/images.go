@@ -33,6 +33,8 @@ type blobRef struct {
 type resolved struct {
 	artifact manifest.Artifact
 	blobs    []blobRef
+	// warnings say what resolving found but could not check.
+	warnings []string
 }
 
 func (r *resolved) closure() []string {
@@ -99,9 +101,13 @@ func tagOfDigestRef(s string) string {
 // imageResolver reads manifests from source registries, through the cache.
 type imageResolver struct {
 	puller    *remote.Puller
+	raw       *blobGetter
 	cache     *Cache
 	plainHTTP bool
 	platforms []v1.Platform
+	mirrors   mirrors
+	// convert stores Docker schema 2 manifests and lists as OCI.
+	convert bool
 }
 
 // resolveImage fetches the manifest (and for an index, every child manifest)
@@ -114,13 +120,27 @@ func (ir *imageResolver) resolveImage(ctx context.Context, src string) (*resolve
 		return nil, err
 	}
 	display, _ := NormalizeImage(src)
-	desc, data, err := ir.manifest(ctx, ref)
+	r := &resolved{}
+	// repo is the artifact's identity; from is where its content comes from.
+	repo := ref.Context()
+	from := repo
+	var desc manifest.Blob
+	var data []byte
+	mirror, viaMirror := ir.mirrors.match(repo)
+	if viaMirror {
+		var warning string
+		desc, data, warning, err = ir.viaMirror(ctx, ref, mirror)
+		if warning != "" {
+			r.warnings = append(r.warnings, warning)
+		}
+		from = mirror
+	} else {
+		desc, data, err = ir.manifest(ctx, ref)
+	}
 	if err != nil {
 		return nil, err
 	}
-	r := &resolved{}
 	seen := map[string]bool{}
-	repo := ref.Context()
 	art := manifest.Artifact{
 		Kind:      manifest.KindImage,
 		Name:      display,
@@ -148,8 +168,20 @@ func (ir *imageResolver) resolveImage(ctx context.Context, src string) (*resolve
 			art.Digest, art.Size = b.Digest, b.Size
 		}
 	}
-	if err := ir.addManifest(ctx, repo, desc, data, r, seen, 0); err != nil {
+	if viaMirror {
+		art.Mirror = mirror.Name()
+	}
+	if err := ir.addManifest(ctx, from, desc, data, r, seen, 0); err != nil {
 		return nil, fmt.Errorf("image %s: %w", display, err)
+	}
+	if ir.convert {
+		warning, err := ir.convertOCI(ctx, r, &art)
+		if err != nil {
+			return nil, err
+		}
+		if warning != "" {
+			r.warnings = append(r.warnings, warning)
+		}
 	}
 	art.Blobs = r.closure()
 	r.artifact = art

@@ -3,6 +3,7 @@ package collect
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -142,11 +143,17 @@ func newPlanner(opts Options, cache *Cache) (*planner, error) {
 	if err != nil {
 		return nil, err
 	}
+	ms, err := newMirrors(opts.Spec.RegistryMirrors, opts.PlainHTTP)
+	if err != nil {
+		return nil, err
+	}
+	raw := &blobGetter{keychain: opts.Keychain, base: opts.Transport, ua: userAgent(opts.Tool), byRe: map[string]http.RoundTripper{}}
 	return &planner{
-		opts:    opts,
-		spec:    opts.Spec,
-		cache:   cache,
-		images:  &imageResolver{puller: puller, cache: cache, plainHTTP: opts.PlainHTTP, platforms: platforms},
+		opts:  opts,
+		spec:  opts.Spec,
+		cache: cache,
+		images: &imageResolver{puller: puller, raw: raw, cache: cache, plainHTTP: opts.PlainHTTP, platforms: platforms,
+			mirrors: ms, convert: opts.Spec.ConvertOCI},
 		indexes: map[string]*repo.IndexFile{},
 		wants:   map[string]*imageWant{},
 	}, nil
@@ -302,6 +309,9 @@ func (p *planner) resolveImages(ctx context.Context) error {
 				return fmt.Errorf("%w (wanted by %s)", err, reasonText(w.reasons))
 			}
 			r.artifact.Reasons = w.reasons
+			for _, warning := range r.warnings {
+				p.warn("%s", warning)
+			}
 			results[i] = r
 			p.progressResolved(r.artifact)
 			return nil

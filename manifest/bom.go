@@ -65,6 +65,25 @@ type Artifact struct {
 	// pack, the command line).
 	Reasons     []Reason          `json:"reasons,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// Converted lists every manifest of the artifact that collect rewrote
+	// from Docker schema 2 to OCI (--convert-oci), root and child manifests
+	// alike. It is signed with the rest, so the air-gapped side pushes what
+	// was signed and can still name the source's digests.
+	Converted []Conversion `json:"converted,omitempty"`
+	// Mirror is the repository the artifact was pulled from when a registry
+	// mirror stood in for its source; Source stays the original reference.
+	Mirror string `json:"mirror,omitempty"`
+}
+
+// Conversion records one manifest whose media types changed, and so whose
+// digest changed, from what the source serves to what the archive holds.
+type Conversion struct {
+	// From and FromMediaType are the source's digest and media type.
+	From          string `json:"from"`
+	FromMediaType string `json:"fromMediaType"`
+	// To and MediaType are the digest and media type in the archive.
+	To        string `json:"to"`
+	MediaType string `json:"mediaType"`
 }
 
 // Destination is where an artifact goes, relative to the registry base path.
@@ -173,8 +192,37 @@ func (b *BOM) Validate() error {
 		if !contains(a.Blobs, a.Digest) {
 			return fmt.Errorf("%w: artifact %s: its own manifest %s is not in its blob list", ErrInvalidBOM, a.Name, a.Digest)
 		}
+		for _, c := range a.Converted {
+			if err := c.validate(a.Blobs); err != nil {
+				return fmt.Errorf("%w: artifact %s: %v", ErrInvalidBOM, a.Name, err)
+			}
+		}
 	}
 	return nil
+}
+
+func (c Conversion) validate(closure []string) error {
+	if err := CheckDigest(c.From); err != nil {
+		return fmt.Errorf("conversion from: %v", err)
+	}
+	if err := CheckDigest(c.To); err != nil {
+		return fmt.Errorf("conversion to: %v", err)
+	}
+	if !contains(closure, c.To) {
+		return fmt.Errorf("converted manifest %s (from %s) is not in its blob list", c.To, c.From)
+	}
+	return nil
+}
+
+// ConvertedFrom returns the source digest of a manifest of the artifact that
+// collect converted, and whether it was converted.
+func (a *Artifact) ConvertedFrom(digest string) (string, bool) {
+	for _, c := range a.Converted {
+		if c.To == digest {
+			return c.From, true
+		}
+	}
+	return "", false
 }
 
 // Blob returns the listed blob with the given digest.

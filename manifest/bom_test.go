@@ -60,6 +60,11 @@ func FuzzParseBOM(f *testing.F) {
 	data, _ := validBOM().Marshal()
 	f.Add(data)
 	f.Add([]byte(`{}`))
+	conv := validBOM()
+	conv.Artifacts[0].Mirror = "mirror.example/hub/x"
+	conv.Artifacts[0].Converted = []Conversion{{From: "sha256:" + strings.Repeat("d", 64), FromMediaType: MediaTypeDockerManifest, To: conv.Artifacts[0].Digest, MediaType: MediaTypeOCIManifest}}
+	data, _ = conv.Marshal()
+	f.Add(data)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := ParseBOM(data)
 		if err != nil {

@@ -57,10 +57,16 @@ type TransferSpec struct {
 	// from when a bundle's WorkloadProfile points at an internal registry
 	// (or a macro) that cannot be reached from here.
 	UpstreamRepositories map[string]string `json:"upstreamRepositories,omitempty"`
-	Bundles              []BundleSpec      `json:"bundles,omitempty"`
-	Packs                []PackSpec        `json:"packs,omitempty"`
-	Charts               []ChartSpec       `json:"charts,omitempty"`
-	Images               []ImageSpec       `json:"images,omitempty"`
+	// RegistryMirrors pull images through mirrors; the longest matching
+	// source wins.
+	RegistryMirrors []RegistryMirror `json:"registryMirrors,omitempty"`
+	// ConvertOCI stores Docker schema 2 manifests and manifest lists as OCI
+	// manifests and indexes, for registries that refuse Docker media types.
+	ConvertOCI bool         `json:"convertOCI,omitempty"`
+	Bundles    []BundleSpec `json:"bundles,omitempty"`
+	Packs      []PackSpec   `json:"packs,omitempty"`
+	Charts     []ChartSpec  `json:"charts,omitempty"`
+	Images     []ImageSpec  `json:"images,omitempty"`
 
 	// Dir is the folder that relative file names are resolved against: the
 	// spec file's folder. It is not part of the document.
@@ -220,6 +226,17 @@ func (s *TransferSpec) Validate() error {
 			bad("upstreamRepositories[%s]: %q is not a repository URL or the name of one", name, u)
 		}
 	}
+	mirrors := map[string]bool{}
+	for _, m := range s.RegistryMirrors {
+		if err := m.validate(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if mirrors[m.Source] {
+			bad("registry mirror for %s is given twice", m.Source)
+		}
+		mirrors[m.Source] = true
+	}
 	for i, b := range s.Bundles {
 		if b.File == "" {
 			bad("bundles[%d] has no file", i)
@@ -302,6 +319,19 @@ func (s *TransferSpec) Merge(other *TransferSpec) {
 		s.PackKey = abs(other.PackKey)
 	}
 	s.AllowMissingPacks = s.AllowMissingPacks || other.AllowMissingPacks
+	s.ConvertOCI = s.ConvertOCI || other.ConvertOCI
+	// A flag's mirror for a source replaces the spec file's.
+	for _, m := range other.RegistryMirrors {
+		replaced := false
+		for i := range s.RegistryMirrors {
+			if s.RegistryMirrors[i].Source == m.Source {
+				s.RegistryMirrors[i], replaced = m, true
+			}
+		}
+		if !replaced {
+			s.RegistryMirrors = append(s.RegistryMirrors, m)
+		}
+	}
 	for _, r := range other.Repositories {
 		r.CAFile, r.PasswordFile = abs(r.CAFile), abs(r.PasswordFile)
 		s.Repositories = append(s.Repositories, r)

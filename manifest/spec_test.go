@@ -122,6 +122,7 @@ func TestTransferSpecMerge(t *testing.T) {
 func FuzzParseTransferSpec(f *testing.F) {
 	f.Add([]byte(goodSpec))
 	f.Add([]byte("apiVersion: ferry.dev/v1alpha1\nkind: TransferSpec\nimages: [x]\n"))
+	f.Add([]byte("apiVersion: ferry.dev/v1alpha1\nkind: TransferSpec\nconvertOCI: true\nregistryMirrors: [{source: docker.io, mirror: m.example/hub}]\nimages: [x]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParseTransferSpec(data, "")
 		if err != nil {

@@ -41,6 +41,8 @@ type collectFlags struct {
 	allowMissingPacks bool
 	upstreamRepos     cli.StringSlice
 	platforms         cli.StringSlice
+	mirrors           cli.StringSlice
+	convertOCI        bool
 	key               string
 	passphraseStdin   bool
 	output            string
@@ -64,10 +66,12 @@ func collectCommand(env *environment) *cli.Command {
 			"image they render, and images. For one chart, the PaletteAI CLI's flags work:\n" +
 			"  --chart-url clearml/clearml --chart-version 7.14.7 --release-name clearml \\\n" +
 			"  --repo-url https://clearml.github.io/clearml-helm-charts\n\n" +
-			"A multi-arch index is kept whole unless --platform asks for a subset. Each blob is\n" +
-			"downloaded once into a content-addressed cache (a second collect of the same content\n" +
-			"downloads no layer) and written into NAME.tar.zst, or NAME.tar.zst.001, .002, ... when it\n" +
-			"needs more than one volume. Nothing that looks complete is left behind on failure.\n" +
+			"A multi-arch index is kept whole unless --platform asks for a subset. --registry-mirror\n" +
+			"pulls images through a company mirror while the archive names their sources, and\n" +
+			"--convert-oci stores Docker schema 2 manifests as OCI for registries that refuse them.\n" +
+			"Each blob is downloaded once into a content-addressed cache (a second collect of the\n" +
+			"same content downloads no layer) and written into NAME.tar.zst, or NAME.tar.zst.001,\n" +
+			".002, ... when it needs more than one volume. Nothing that looks complete is left behind on failure.\n" +
 			"Registry credentials come from the docker config (~/.docker/config.json and its\n" +
 			"credential helpers). --plan lists every artifact and why it is in, without downloading.\n\n" + exitCodesHelp,
 		Flags: []cli.Flag{
@@ -87,6 +91,8 @@ func collectCommand(env *environment) *cli.Command {
 			&cli.BoolFlag{Name: "allow-missing-packs", Usage: "collect a bundle even when packs its profiles need are not given", Destination: &f.allowMissingPacks},
 			&cli.StringSliceFlag{Name: "upstream-repo", Usage: "CHART=URL: where to collect a bundle's chart that points at an internal registry (repeatable)", Destination: &f.upstreamRepos},
 			&cli.StringSliceFlag{Name: "platform", Usage: "keep only these platforms of multi-arch images, os/arch[/variant] (repeatable or comma-separated)", Destination: &f.platforms},
+			&cli.StringSliceFlag{Name: "registry-mirror", Usage: "SOURCE=MIRROR[/PREFIX]: pull images of SOURCE (docker.io, quay.io/org) through a mirror; the archive keeps the source references, and what the mirror serves is checked against the source or the pinned digest (repeatable)", Destination: &f.mirrors},
+			&cli.BoolFlag{Name: "convert-oci", Usage: "store Docker schema 2 manifests and manifest lists as OCI (for a Zot without docker2s2 compat); the bill of materials records both digests", Destination: &f.convertOCI},
 			&cli.StringFlag{Name: "key", Usage: "private key (PEM) that signs the archive", Destination: &f.key},
 			&cli.BoolFlag{Name: "key-passphrase-stdin", Usage: "read the private key's passphrase from standard input (else " + passphraseEnv + ")", Destination: &f.passphraseStdin},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive path without extension: DIR/NAME gives DIR/NAME.tar.zst[.NNN]", Destination: &f.output},
@@ -119,6 +125,14 @@ func (f *collectFlags) buildSpec() (*manifest.TransferSpec, error) {
 		fl.Dir = cwd
 	}
 	fl.KubeVersion, fl.PackKey, fl.AllowMissingPacks = f.kubeVersion, f.packKey, f.allowMissingPacks
+	fl.ConvertOCI = f.convertOCI
+	for _, m := range f.mirrors.Value() {
+		rm, err := manifest.ParseRegistryMirror(m)
+		if err != nil {
+			return nil, usageErrorf("--registry-mirror: %v", err)
+		}
+		fl.RegistryMirrors = append(fl.RegistryMirrors, rm)
+	}
 	for _, p := range f.platforms.Value() {
 		for _, s := range strings.Split(p, ",") {
 			if s = strings.TrimSpace(s); s != "" {
@@ -369,7 +383,8 @@ func collectProgress(prog progress) collect.Progress {
 // collectExit gives a collect error its exit code.
 func collectExit(err error) error {
 	switch {
-	case errors.Is(err, collect.ErrBadPackSignature), errors.Is(err, verify.ErrBadSignature), errors.Is(err, verify.ErrNoSignature):
+	case errors.Is(err, collect.ErrBadPackSignature), errors.Is(err, verify.ErrBadSignature), errors.Is(err, verify.ErrNoSignature),
+		errors.Is(err, collect.ErrMirrorMismatch):
 		return withCode(ExitVerify, err)
 	case errors.Is(err, collect.ErrMissingPack), errors.Is(err, collect.ErrNotFound):
 		return withCode(ExitIncomplete, err)
@@ -415,6 +430,7 @@ func printPlan(env *environment, plan *collect.Plan, volumeSize int64) {
 		}
 	}
 	tw.Flush()
+	printConversions(env.stdout, plan.BOM.Artifacts)
 	s := plan.Stats()
 	fmt.Fprintf(env.stdout, "\n%d artifacts, %d blobs: %s in total, %s to store (deduplication saves %s), at most %d volume(s)\n",
 		s.Artifacts, s.Blobs, humanBytes(s.LogicalBytes), humanBytes(s.StoredBytes), humanBytes(s.Saved()), plan.EstimateVolumes(volumeSize))

@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferrytool/ferry/archive"
+	"github.com/ferrytool/ferry/manifest"
 )
 
 type inspectFlags struct {
@@ -79,6 +81,11 @@ func printInspection(env *environment, in *archive.Inspection) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Kind, a.Name, a.Dest.String(), humanBytes(a.TotalSize), shortDigest(a.Digest), reason)
 	}
 	tw.Flush()
+	arts := make([]manifest.Artifact, len(in.Artifacts))
+	for i, a := range in.Artifacts {
+		arts[i] = a.Artifact
+	}
+	printConversions(w, arts)
 	s := in.Stats
 	fmt.Fprintf(w, "\n%d artifacts, %d blobs; %s as separate images, %s stored: deduplication saves %s\n\n",
 		s.Artifacts, s.Blobs, humanBytes(s.LogicalBytes), humanBytes(s.StoredBytes), humanBytes(s.Saved()))
@@ -97,6 +104,44 @@ func printInspection(env *environment, in *archive.Inspection) {
 	}
 	if !in.LastSeen {
 		fmt.Fprintln(w, "the last volume was not given")
+	}
+}
+
+// printConversions lists the manifests collect converted to OCI and the
+// artifacts pulled through a mirror: the digests a registry will hold differ
+// from the source's, and an operator comparing them needs both.
+func printConversions(w io.Writer, arts []manifest.Artifact) {
+	var conv, mirrored []manifest.Artifact
+	for _, a := range arts {
+		if len(a.Converted) > 0 {
+			conv = append(conv, a)
+		}
+		if a.Mirror != "" {
+			mirrored = append(mirrored, a)
+		}
+	}
+	if len(conv) > 0 {
+		fmt.Fprintln(w, "\nconverted from Docker schema 2 to OCI (collect --convert-oci):")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  NAME\tSOURCE DIGEST\tARCHIVE DIGEST\tMEDIA TYPE")
+		for _, a := range conv {
+			for _, c := range a.Converted {
+				what := a.Name
+				if c.To != a.Digest {
+					what = "  child of " + a.Name
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", what, c.From, c.To, c.MediaType)
+			}
+		}
+		tw.Flush()
+	}
+	if len(mirrored) > 0 {
+		fmt.Fprintln(w, "\npulled through a registry mirror:")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, a := range mirrored {
+			fmt.Fprintf(tw, "  %s\tfrom %s\n", a.Name, a.Mirror)
+		}
+		tw.Flush()
 	}
 }
 
