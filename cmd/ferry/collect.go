@@ -293,6 +293,12 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 	opts.Signer = signer
 	opts.Dir, opts.Name = filepath.Dir(f.output), filepath.Base(f.output)
 	opts.Name = strings.TrimSuffix(opts.Name, ".tar.zst")
+	// Checked before anything is resolved or downloaded: a missing folder is
+	// most often media that is not mounted, and creating it would fill the
+	// host's own disk instead.
+	if st, err := os.Stat(opts.Dir); err != nil || !st.IsDir() {
+		return usageErrorf("collect: --output %s: folder %s does not exist (is the media mounted?)", f.output, opts.Dir)
+	}
 	prog := newProgress(env.stderr, f.quiet)
 	opts.Progress = collectProgress(prog)
 	res, err := collect.Collect(c.Context, opts)

@@ -326,6 +326,17 @@ func TestCollectFailures(t *testing.T) {
 		wantFail(t, ExitIncomplete, []string{b.ref("apps/nope:1.0"), "not found"}, b.args("x", "--spec", b.spec, "--image", b.ref("apps/nope:1.0"))...)
 		noArchive(t, out)
 	})
+	t.Run("output folder missing", func(t *testing.T) {
+		b.proxy.reset()
+		missing := filepath.Join(b.dir, "unmounted")
+		wantFail(t, ExitUsage, []string{missing, "does not exist"}, b.args("x", "--spec", b.spec, "--output", filepath.Join(missing, "palette"))...)
+		if _, err := os.Stat(missing); err == nil {
+			t.Errorf("%s was created", missing)
+		}
+		if n := b.proxy.all.Load(); n != 0 {
+			t.Errorf("%d registry requests before the output folder was checked", n)
+		}
+	})
 	t.Run("registry unreachable", func(t *testing.T) {
 		args := b.args("x", "--image", b.ref("apps/web:1.0"), "--cache-dir", filepath.Join(b.dir, "cold"))
 		reg := b.reg
