@@ -14,6 +14,15 @@
 // yet seen, in any order, and an interrupted upload resumes where the
 // registry says it stopped.
 //
+// A registry that refuses Docker schema 2 manifests (a default Zot) refuses
+// just those artifacts, with both ways out in the reason. Options.ConvertOCI
+// pushes their OCI form instead, computed from the verified bytes (media
+// types change, layers do not), and the report lists every digest that
+// changed and the digest-pinned references left stale; validation expects
+// the converted digests. A dry run probes the registry's rule with a tiny
+// manifest stored by digest in a scratch repository and deleted again.
+// Bundles reads the archive's Profile Bundles for the cluster steps.
+//
 // The registry protocol is go-containerregistry's transport (ping, basic and
 // bearer auth) under ferry's own retry policy (exponential back-off with
 // jitter, Retry-After honoured) and its own resumable blob upload.

@@ -86,10 +86,22 @@ func run(ctx context.Context, vs *volumeSet, opts Options) (*Report, error) {
 	if err := in.recordArchive(); err != nil {
 		return nil, err
 	}
+	if opts.ConvertOCI {
+		in.report.ConvertOCI = true
+		if err := convertPlans(plans, in.manifestData); err != nil {
+			return nil, err
+		}
+	} else {
+		noteOCIForms(plans, in.manifestData)
+	}
 	phase("read manifests, record the archive")
 	var repos []string
 	for _, p := range plans {
 		repos = append(repos, p.repo)
+	}
+	probeRepo := dest.repo(ProbeRepository)
+	if opts.DryRun {
+		repos = append(repos, probeRepo)
 	}
 	reg, err := connect(ctx, &opts, dest, repos)
 	if err != nil {
@@ -97,6 +109,15 @@ func run(ctx context.Context, vs *volumeSet, opts Options) (*Report, error) {
 	}
 	in.reg = reg
 	phase("connect")
+	if opts.DryRun {
+		pr := reg.probeDocker(ctx, probeRepo)
+		pr.DockerArtifacts = dockerArtifacts(plans)
+		in.report.DockerProbe = &pr
+		if opts.Progress.OnDockerProbe != nil {
+			opts.Progress.OnDockerProbe(pr)
+		}
+		phase("docker probe")
+	}
 	if err := in.pushBlobs(ctx); err != nil {
 		in.saveDestArchive()
 		return nil, err
@@ -113,6 +134,7 @@ func run(ctx context.Context, vs *volumeSet, opts Options) (*Report, error) {
 	for _, p := range plans {
 		in.report.Artifacts = append(in.report.Artifacts, p.res)
 	}
+	in.report.StaleReferences = staleReferences(plans)
 	in.report.Blobs.BytesSent = in.sent.Load()
 	if opts.Validate && !opts.DryRun {
 		v, err := validate(ctx, reg, plans, in.settled)
@@ -149,6 +171,10 @@ type ingester struct {
 	// touched records artifacts this run pushed something of.
 	touched map[string]bool
 }
+
+// manifestData returns a manifest's verified bytes, nil when neither the
+// volumes given nor the journal hold them.
+func (in *ingester) manifestData(digest string) []byte { return in.manifests[digest] }
 
 func (in *ingester) now() string { return in.opts.Now().UTC().Format("2006-01-02T15:04:05Z") }
 

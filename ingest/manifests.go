@@ -107,7 +107,8 @@ func (in *ingester) assess(ctx context.Context, p *artifactPlan, loc *locator) (
 	if err != nil {
 		return false, classify(in.dest.host, fmt.Errorf("HEAD %s:%s: %w", p.repo, p.ref, err))
 	}
-	if got == p.a.Digest {
+	if got == p.digest || p.ociDigest != "" && got == p.ociDigest {
+		// The second: an earlier run pushed its OCI form (--convert-oci).
 		p.res.State = StatePresent
 		return false, nil
 	}
@@ -126,6 +127,11 @@ func (in *ingester) assess(ctx context.Context, p *artifactPlan, loc *locator) (
 	}
 	for _, m := range p.manifests {
 		if in.manifests[m.Digest] != nil {
+			continue
+		}
+		if in.opts.ConvertOCI && manifest.IsDocker(m.MediaType) {
+			// Its OCI form needs its bytes, whatever the registry holds.
+			missing = append(missing, m)
 			continue
 		}
 		if m.Digest != p.a.Digest {
@@ -207,24 +213,29 @@ func (in *ingester) completeArtifact(ctx context.Context, p *artifactPlan) error
 	for _, m := range p.manifests {
 		root := m.Digest == p.a.Digest
 		data := in.manifests[m.Digest]
+		if !root && data == nil {
+			continue // assess found it in the registry
+		}
+		pf := p.pushForm(m, data)
 		if !root {
-			if data == nil {
-				continue // assess found it in the registry
-			}
-			if d, err := in.reg.manifestDigest(ctx, p.repo, m.Digest); err != nil {
+			if d, err := in.reg.manifestDigest(ctx, p.repo, pf.digest); err != nil {
 				return classify(in.dest.host, err)
-			} else if d == m.Digest {
+			} else if d == pf.digest {
 				continue
 			}
 		}
-		ref := m.Digest
+		ref := pf.digest
 		if root {
 			ref = p.ref
 		}
-		mt := manifestMediaType(m.MediaType, data)
-		if err := in.reg.putManifest(ctx, p.repo, ref, mt, data); err != nil {
+		mt := pf.mediaType
+		if err := in.reg.putManifest(ctx, p.repo, ref, mt, pf.data); err != nil {
 			if refusal := manifestRefusal(err, mt); refusal != "" {
-				p.res.State, p.res.Reason = StateRefused, fmt.Sprintf("the registry refused manifest %s (%s) for %s:%s: %s", m.Digest, mt, p.repo, ref, refusal)
+				at := p.repo + "@" + ref
+				if root && p.a.Dest.Tag != "" {
+					at = p.repo + ":" + ref
+				}
+				p.res.State, p.res.Reason = StateRefused, fmt.Sprintf("the registry refused manifest %s (%s) for %s: %s", pf.digest, mt, at, refusal)
 				return nil
 			}
 			return classify(in.dest.host, fmt.Errorf("PUT manifest %s:%s: %w", p.repo, ref, err))
@@ -237,7 +248,7 @@ func (in *ingester) completeArtifact(ctx context.Context, p *artifactPlan) error
 			if root && p.a.Dest.Tag != "" {
 				rec.Tag = p.a.Dest.Tag
 			}
-			dest, repo, d := in.dest.key(), p.repo, m.Digest
+			dest, repo, d := in.dest.key(), p.repo, pf.digest
 			in.jw.add(func(w *store.JournalWriter) error { return w.PutManifest(dest, repo, d, rec) })
 		}
 	}
@@ -259,7 +270,7 @@ func manifestRefusal(err error, mediaType string) string {
 	if docker && errors.As(err, &te) && (se.code == http.StatusBadRequest || se.code == http.StatusUnsupportedMediaType) {
 		for _, d := range te.Errors {
 			if d.Code == transport.ManifestInvalidErrorCode || d.Code == transport.UnsupportedErrorCode {
-				return fmt.Sprintf("%v: %s. Either enable Docker media types in Zot (\"http\": {\"compat\": [\"docker2s2\"]}) or collect again with --convert-oci", ErrDockerMediaType, msg)
+				return fmt.Sprintf("%v: %s. Either enable Docker media types in Zot (\"http\": {\"compat\": [\"docker2s2\"]}) or collect again with --convert-oci (as a last resort, ingest --convert-oci converts while pushing, which changes the manifests' digests)", ErrDockerMediaType, msg)
 			}
 		}
 	}

@@ -66,6 +66,13 @@ type Options struct {
 	// PacksDir, when set, receives each verified Artifact Studio pack
 	// (<name>.zst and <name>.sig.bin), ready for upload through Palette.
 	PacksDir string
+	// ConvertOCI pushes Docker schema 2 manifests and manifest lists in
+	// their OCI form, for a registry that refuses Docker media types (a
+	// default Zot): media types change, so do the manifests' digests (the
+	// report lists every change), layer and config bytes do not. A last
+	// resort: `collect --convert-oci` signs the converted form instead.
+	// Off pushes exactly what the archive holds.
+	ConvertOCI bool
 	// Validate checks the registry at the end of the run (catalog and tags);
 	// Ingest sets the report's Validation. Off means no check.
 	Validate bool
@@ -90,6 +97,9 @@ type Progress struct {
 	OnBlob func(b manifest.Blob, repo, outcome string)
 	// OnArtifact is called when an artifact is settled for this run.
 	OnArtifact func(r ArtifactResult)
+	// OnDockerProbe is called when a dry run has probed the registry's
+	// Docker media type rules, before anything else is looked at.
+	OnDockerProbe func(p DockerProbe)
 }
 
 // Totals is the most a run sends, before HEAD requests find what the

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ferrytool/ferry/ingest/cluster"
 	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/store"
 )
@@ -43,6 +44,18 @@ type Report struct {
 	// PacksWritten lists the pack files written to Options.PacksDir.
 	PacksWritten []string    `json:"packsWritten,omitempty"`
 	Validation   *Validation `json:"validation,omitempty"`
+	// ConvertOCI says Docker manifests were converted to OCI on the way
+	// (Options.ConvertOCI); each artifact lists its changed digests.
+	ConvertOCI bool `json:"convertOCI,omitempty"`
+	// StaleReferences are digest-pinned references whose digest the
+	// conversion changed.
+	StaleReferences []StaleReference `json:"staleReferences,omitempty"`
+	// DockerProbe is what a dry run found out about the registry and
+	// Docker media types; nil when it did not probe.
+	DockerProbe *DockerProbe `json:"dockerProbe,omitempty"`
+	// Cluster is the outcome of the cluster steps a caller ran after the
+	// push (cluster.Apply); Ingest never sets it.
+	Cluster *cluster.Result `json:"cluster,omitempty"`
 }
 
 // VolumeSeen is a volume given to this run.
@@ -86,6 +99,11 @@ type ArtifactResult struct {
 	WaitingFor string `json:"waitingFor,omitempty"`
 	// ToSend is what a dry run would send for the artifact.
 	ToSend int64 `json:"toSend,omitempty"`
+	// PushedDigest is the digest the tag points at when conversion changed
+	// it; empty when it is Digest.
+	PushedDigest string `json:"pushedDigest,omitempty"`
+	// Converted lists the manifests pushed in OCI form, old digest to new.
+	Converted []DigestChange `json:"converted,omitempty"`
 }
 
 // Err summarises the report: ErrRefused when artifacts were refused,
@@ -124,6 +142,16 @@ type artifactPlan struct {
 	// artifact's own manifest last.
 	manifests []manifest.Blob
 	res       ArtifactResult
+	// digest is the root manifest's digest as pushed: a.Digest, or its
+	// OCI form's with Options.ConvertOCI.
+	digest string
+	// pushAs holds the converted form of Docker manifests, by original
+	// digest; nil without conversion.
+	pushAs map[string]converted
+	// ociDigest is the root digest of the artifact's OCI form when it has
+	// Docker manifests and their bytes were at hand; validation accepts it
+	// as well as the archive's.
+	ociDigest string
 }
 
 // planArtifacts computes each artifact's destination and refuses two
@@ -148,7 +176,7 @@ func planArtifacts(bom *manifest.BOM, dest destination, mappings []Mapping) ([]*
 				break
 			}
 		}
-		p := &artifactPlan{a: a, repo: dest.repo(rel), ref: a.Dest.Tag}
+		p := &artifactPlan{a: a, repo: dest.repo(rel), ref: a.Dest.Tag, digest: a.Digest}
 		if p.ref == "" {
 			p.ref = a.Digest
 		}

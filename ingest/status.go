@@ -109,11 +109,32 @@ func archiveStatus(j *store.Journal, dest destination, jb journalBOM) (ArchiveSt
 		return as, err
 	}
 	loc := newLocator(jb.bom, rec.Volumes)
+	noteOCIForms(plans, func(d string) []byte {
+		if m, ok, err := j.ManifestData(d); err == nil && ok && digestOf(m.Data) == d {
+			return m.Data
+		}
+		return nil
+	})
 	for _, p := range plans {
 		res := p.res
-		if m, ok, err := j.Manifest(dest.key(), p.repo, p.a.Digest); err != nil {
-			return as, err
-		} else if ok && (p.a.Dest.Tag == "" || m.Tag == p.a.Dest.Tag) {
+		pushed := false
+		// The archive's form, or the OCI form an ingest --convert-oci pushed.
+		for _, d := range []string{p.a.Digest, p.ociDigest} {
+			if d == "" || pushed {
+				continue
+			}
+			m, ok, err := j.Manifest(dest.key(), p.repo, d)
+			if err != nil {
+				return as, err
+			}
+			if ok && (p.a.Dest.Tag == "" || m.Tag == p.a.Dest.Tag) {
+				pushed = true
+				if d != p.a.Digest {
+					res.PushedDigest = d
+				}
+			}
+		}
+		if pushed {
 			res.State = StatePushed
 			as.Complete++
 			as.Artifacts = append(as.Artifacts, res)

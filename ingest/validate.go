@@ -78,15 +78,25 @@ func Validate(ctx context.Context, volumes []string, opts Options) (*Validation,
 		return nil, err
 	}
 	var plans []*artifactPlan
+	data := map[string][]byte{}
 	if len(volumes) > 0 {
 		vs, err := openVolumes(ctx, volumes, opts.Verifier, opts.TmpDir, opts.WorkDir)
 		if err != nil {
 			return nil, err
 		}
-		vs.close()
 		if plans, err = planArtifacts(vs.bom, dest, opts.Mappings); err != nil {
+			vs.close()
 			return nil, err
 		}
+		// Docker manifests, to know the digests of their OCI form.
+		for d, b := range dockerManifests(plans) {
+			if ok, _ := vs.available(b); ok {
+				if m, err := vs.readManifest(ctx, b); err == nil {
+					data[d] = m
+				}
+			}
+		}
+		vs.close()
 	} else {
 		if opts.Journal == nil {
 			return nil, fmt.Errorf("%w: give the archive's volumes, or a journal that recorded ingests into %s", ErrNoJournal, dest.key())
@@ -105,6 +115,24 @@ func Validate(ctx context.Context, volumes []string, opts Options) (*Validation,
 			}
 			plans = append(plans, ps...)
 		}
+	}
+	get := func(d string) []byte {
+		if m, ok := data[d]; ok {
+			return m
+		}
+		if opts.Journal != nil {
+			if m, ok, err := opts.Journal.ManifestData(d); err == nil && ok && digestOf(m.Data) == d {
+				return m.Data
+			}
+		}
+		return nil
+	}
+	if opts.ConvertOCI {
+		if err := convertPlans(plans, get); err != nil {
+			return nil, err
+		}
+	} else {
+		noteOCIForms(plans, get)
 	}
 	var repos []string
 	for _, p := range plans {
@@ -184,7 +212,7 @@ func validate(ctx context.Context, reg *registry, plans []*artifactPlan, keep fu
 	g.SetLimit(8)
 	for i, p := range checked {
 		g.Go(func() error {
-			va := ValidatedArtifact{Name: p.a.Name, Kind: p.a.Kind, Repository: p.repo, Ref: p.ref, Want: p.a.Digest, InCatalog: inCatalog[p.repo]}
+			va := ValidatedArtifact{Name: p.a.Name, Kind: p.a.Kind, Repository: p.repo, Ref: p.ref, Want: p.digest, InCatalog: inCatalog[p.repo]}
 			got, err := reg.manifestDigest(gctx, p.repo, p.ref)
 			if err != nil {
 				return classify(reg.dest.host, fmt.Errorf("HEAD %s:%s: %w", p.repo, p.ref, err))
@@ -193,7 +221,9 @@ func validate(ctx context.Context, reg *registry, plans []*artifactPlan, keep fu
 			switch {
 			case got == "":
 				va.Status = ValidMissingTag
-			case got != p.a.Digest:
+			case got != p.digest && got != p.a.Digest && (p.ociDigest == "" || got != p.ociDigest):
+				// The archive's digest and that of its OCI form are both
+				// the signed content; anything else is not.
 				va.Status = ValidWrongDigest
 			case !va.InCatalog:
 				va.Status = ValidMissingRepository

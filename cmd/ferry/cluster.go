@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ferrytool/ferry/ingest"
 	"github.com/ferrytool/ferry/ingest/cluster"
 	"github.com/ferrytool/ferry/manifest"
 )
@@ -32,12 +34,16 @@ type clusterOptions struct {
 	createVariableSet             bool
 	caNamespace                   string
 	waitTimeout, pollInterval     time.Duration
+	rewriteDigests                bool
+	digestMaps                    cli.StringSlice
 	dryRun                        bool
 }
 
 // clusterFlags are the flags every command that runs the cluster steps
 // shares. The registry and the bundle are not among them: `ferry cluster`
 // takes them as --registry and --bundle, `ferry ingest` knows them already.
+// Nor is --dry-run: `ferry ingest` has its own, which feeds both the push
+// and the cluster steps, so each command adds it (clusterDryRunFlag).
 func clusterFlags(o *clusterOptions) []cli.Flag {
 	const hub, spoke, vars = "Hub cluster", "Spoke cluster", "Project variables"
 	return []cli.Flag{
@@ -57,8 +63,45 @@ func clusterFlags(o *clusterOptions) []cli.Flag {
 		&cli.StringFlag{Name: "spoke-ca-namespace", Category: spoke, Usage: "where PaletteAI puts Secret zot-ca or oci-tls-hub on the spoke", Value: cluster.DefaultCASourceNamespace, Destination: &o.caNamespace},
 		&cli.DurationFlag{Name: "wait-timeout", Category: spoke, Usage: "how long to wait for that Secret", Value: cluster.DefaultWaitTimeout, Destination: &o.waitTimeout},
 		&cli.DurationFlag{Name: "poll-interval", Category: spoke, Usage: "how often to look for it", Value: cluster.DefaultPollInterval, Destination: &o.pollInterval, Hidden: true},
-		&cli.BoolFlag{Name: "dry-run", Usage: "show every change as a diff (server-side dry run); change nothing", Destination: &o.dryRun},
+		&cli.BoolFlag{Name: "rewrite-digests", Category: hub, Usage: "on import, rewrite image references pinned by a digest that ingest --convert-oci changed (@sha256:old to @sha256:new)", Destination: &o.rewriteDigests},
 	}
+}
+
+// clusterDryRunFlag is --dry-run of `ferry cluster`.
+func clusterDryRunFlag(o *clusterOptions) cli.Flag {
+	return &cli.BoolFlag{Name: "dry-run", Usage: "show every change as a diff (server-side dry run); change nothing", Destination: &o.dryRun}
+}
+
+// digestMapFlag is --digest-map of `ferry cluster`, which has no report of
+// its own to take the changed digests from.
+func digestMapFlag(o *clusterOptions) cli.Flag {
+	return &cli.StringSliceFlag{Name: "digest-map", Category: "Hub cluster", Usage: "with --rewrite-digests: `OLD=NEW` digests, or FILE, the --output json report of ingest --convert-oci (repeatable)", Destination: &o.digestMaps}
+}
+
+// digestMap reads --digest-map: OLD=NEW pairs and ingest reports.
+func (o *clusterOptions) digestMap() (map[string]string, error) {
+	m := map[string]string{}
+	for _, v := range o.digestMaps.Value() {
+		if old, to, ok := strings.Cut(v, "="); ok && strings.HasPrefix(old, "sha256:") {
+			if manifest.CheckDigest(old) != nil || manifest.CheckDigest(to) != nil {
+				return nil, usageErrorf("--digest-map %q: want sha256:OLD=sha256:NEW", v)
+			}
+			m[old] = to
+			continue
+		}
+		data, err := os.ReadFile(v)
+		if err != nil {
+			return nil, usageErrorf("--digest-map %q: neither OLD=NEW nor a readable report: %v", v, err)
+		}
+		var rep ingest.Report
+		if err := json.Unmarshal(data, &rep); err != nil {
+			return nil, usageErrorf("--digest-map %s: not an ingest --output json report: %v", v, err)
+		}
+		for old, to := range rep.DigestMap() {
+			m[old] = to
+		}
+	}
+	return m, nil
 }
 
 // options turns the flags into cluster.Options. registry is HOST:PORT/BASE
@@ -99,6 +142,13 @@ func (o *clusterOptions) options(getenv func(string) string, registry string, bu
 			return cluster.Options{}, usageErrorf("spoke: %v", err)
 		}
 	}
+	if o.rewriteDigests {
+		if opts.DigestMap, err = o.digestMap(); err != nil {
+			return cluster.Options{}, err
+		}
+	} else if len(o.digestMaps.Value()) > 0 {
+		return cluster.Options{}, usageErrorf("--digest-map needs --rewrite-digests")
+	}
 	if len(o.registryMap.Value()) > 0 {
 		if opts.RegistryMap, err = cluster.ParseRegistryMap(o.registryMap.Value()); err != nil {
 			return cluster.Options{}, usageErrorf("--registry-map: %v", err)
@@ -122,7 +172,7 @@ func (f *clusterCommandFlags) flags() []cli.Flag {
 		&cli.StringFlag{Name: "bundle", Usage: "Profile Bundle archive `FILE` (<bundle>-<version>.tar.gz) to import into the project namespace", Destination: &f.bundle},
 		outputFlag(&f.output),
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress messages", Destination: &f.quiet},
-	}, clusterFlags(&f.clusterOptions)...)
+	}, append(clusterFlags(&f.clusterOptions), clusterDryRunFlag(&f.clusterOptions), digestMapFlag(&f.clusterOptions))...)
 }
 
 // load checks the flags, reads the bundle and builds the options.
@@ -182,21 +232,7 @@ func clusterApplyCommand(env *environment) *cli.Command {
 				return err
 			}
 			prog := newProgress(env.stderr, f.quiet || f.output == "json")
-			opts.OnStepStart = func(s cluster.Step) { prog.Line("%s ...", s) }
-			var lastWait time.Duration = -1
-			opts.OnWait = func(w cluster.WaitStatus) {
-				// Say that it waits, then every ten seconds.
-				if lastWait >= 0 && w.Elapsed-lastWait < 10*time.Second {
-					return
-				}
-				lastWait = w.Elapsed
-				msg := fmt.Sprintf("%s: waiting for Secret %s in namespace %s (%s of %s)",
-					w.Cluster, strings.Join(w.Names, " or "), w.Namespace, w.Elapsed.Round(time.Second), w.Timeout)
-				if w.LastError != nil {
-					msg += fmt.Sprintf("; last error: %v", w.LastError)
-				}
-				prog.Line("%s", msg)
-			}
+			clusterProgress(prog, &opts)
 			res, err := cluster.Apply(c.Context, opts)
 			prog.Wait()
 			if res != nil {
@@ -252,6 +288,26 @@ func clusterValidateCommand(env *environment) *cli.Command {
 			}
 			return nil
 		},
+	}
+}
+
+// clusterProgress shows each step as it starts and that the spoke step
+// waits.
+func clusterProgress(prog progress, opts *cluster.Options) {
+	opts.OnStepStart = func(s cluster.Step) { prog.Line("%s ...", s) }
+	var lastWait time.Duration = -1
+	opts.OnWait = func(w cluster.WaitStatus) {
+		// Say that it waits, then every ten seconds.
+		if lastWait >= 0 && w.Elapsed-lastWait < 10*time.Second {
+			return
+		}
+		lastWait = w.Elapsed
+		msg := fmt.Sprintf("%s: waiting for Secret %s in namespace %s (%s of %s)",
+			w.Cluster, strings.Join(w.Names, " or "), w.Namespace, w.Elapsed.Round(time.Second), w.Timeout)
+		if w.LastError != nil {
+			msg += fmt.Sprintf("; last error: %v", w.LastError)
+		}
+		prog.Line("%s", msg)
 	}
 }
 

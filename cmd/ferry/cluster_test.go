@@ -291,6 +291,8 @@ func TestClusterCommand(t *testing.T) {
 			{ExitUsage, []string{"context \"nope\" does not exist"}, []string{"--project-namespace", "team", "--workload-namespace", "w", "--spoke-context", "nope"}},
 			{ExitUsage, []string{"--bundle"}, []string{"--project-namespace", "team", "--workload-namespace", "w", "--bundle", filepath.Join(dir, "missing.tar.gz")}},
 			{ExitVerify, []string{"invalid profile bundle", "bad.tar.gz"}, []string{"--project-namespace", "team", "--workload-namespace", "w", "--bundle", bad}},
+			{ExitUsage, []string{"--digest-map needs --rewrite-digests"}, []string{"--project-namespace", "team", "--workload-namespace", "w", "--digest-map", "sha256:" + strings.Repeat("a", 64) + "=sha256:" + strings.Repeat("b", 64)}},
+			{ExitUsage, []string{"--digest-map", "neither OLD=NEW nor a readable report"}, []string{"--project-namespace", "team", "--workload-namespace", "w", "--rewrite-digests", "--digest-map", filepath.Join(dir, "no-report.json")}},
 			{ExitUsage, []string{"no port"}, []string{"--hub-context", "hub", "--project-namespace", "team", "--workload-namespace", "w", "--registry", "zot.local/base"}},
 		} {
 			args := append([]string{"cluster", "apply", "--registry", "10.10.233.0:30003/x"}, tc.args...)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/ingest"
+	"github.com/ferrytool/ferry/ingest/cluster"
 	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/store"
 	"github.com/ferrytool/ferry/verify"
@@ -56,6 +57,10 @@ type ingestFlags struct {
 	output        string
 	quiet         bool
 	verbose       bool
+	convertOCI    bool
+	// cluster are the cluster steps run after a successful push when
+	// --project-namespace is given; its dry run is --dry-run's.
+	cluster clusterOptions
 }
 
 func ingestCommand(env *environment) *cli.Command {
@@ -78,8 +83,13 @@ func ingestCommand(env *environment) *cli.Command {
 			"Credentials: --username with --password-stdin or " + envRegistryPassword + " (the user name may\n" +
 			"also come from " + envRegistryUsername + "); without them, the docker config\n" +
 			"(~/.docker/config.json and its credential helpers). Passwords are never printed or recorded.\n\n" +
+			"--dry-run also probes whether the registry takes Docker schema 2 manifests (a default Zot does\n" +
+			"not): a tiny manifest stored by digest in BASE/" + ingest.ProbeRepository + " and deleted again.\n\n" +
+			"With --project-namespace, the cluster steps of `ferry cluster apply` follow a complete push:\n" +
+			"the archive's bundle is imported into the hub, the workload namespace allowed, the Zot variables\n" +
+			"set and the Zot CA copied to the spoke; --dry-run shows their diffs too.\n\n" +
 			exitCodesHelp,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "registry", Aliases: []string{"r"}, Usage: "destination HOST:PORT/BASE, e.g. 10.10.233.0:30003/spectro-content", Destination: &f.registry},
 			&cli.StringFlag{Name: "key", Usage: "public key (PEM) the archive must be signed with", Destination: &f.key},
 			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, Usage: "registry user (else " + envRegistryUsername + ", else the docker config)", Destination: &f.username},
@@ -103,7 +113,8 @@ func ingestCommand(env *environment) *cli.Command {
 			outputFlag(&f.output),
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &f.quiet},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log retries and resumed uploads to standard error", Destination: &f.verbose},
-		},
+			&cli.BoolFlag{Name: "convert-oci", Usage: "last resort for a registry that refuses Docker manifests (a default Zot): push them as OCI; their digests change and the report lists each", Destination: &f.convertOCI},
+		}, clusterFlags(&f.cluster)...),
 		Action: func(c *cli.Context) error { return runIngest(c, env, &f) },
 	}
 }
@@ -152,35 +163,87 @@ func runIngest(c *cli.Context, env *environment, f *ingestFlags) error {
 		}
 		return ingestExit(v.Err(), nil)
 	}
+	var copts *cluster.Options
+	if f.cluster.projectNamespace != "" {
+		// Checked before the push, so a wrong kubeconfig costs no upload.
+		f.cluster.dryRun = f.dryRun
+		o, err := f.cluster.options(os.Getenv, f.registry, nil)
+		if err != nil {
+			return err
+		}
+		copts = &o
+	} else if f.cluster.workloadNamespace != "" || f.cluster.hubKubeconfig != "" || f.cluster.hubContext != "" {
+		return usageErrorf("ingest: the cluster steps need --project-namespace")
+	}
 	prog := newProgress(env.stderr, f.quiet || f.output == "json")
 	opts.Progress = ingestProgress(prog, f.dryRun)
 	opts.Validate = true
 	rep, err := ingest.Ingest(c.Context, c.Args().Slice(), opts)
-	prog.Wait()
 	if err != nil {
+		prog.Wait()
 		return ingestExit(err, rep)
 	}
+	var clusterErr error
+	if copts != nil {
+		if perr := rep.Err(); perr != nil {
+			prog.Line("cluster steps skipped: the push is not complete")
+		} else {
+			clusterErr = ingestCluster(c.Context, prog, rep, c.Args().Slice(), opts, copts, f.cluster.rewriteDigests)
+		}
+	}
+	prog.Wait()
 	if f.output == "json" {
 		if err := writeJSON(env.stdout, rep); err != nil {
 			return err
 		}
 	} else {
 		printIngestReport(env.stdout, rep)
+		if rep.Cluster != nil {
+			fmt.Fprintln(env.stdout, "\ncluster steps:")
+			printClusterResult(env.stdout, rep.Cluster)
+		}
 	}
-	return ingestExit(rep.Err(), rep)
+	if err := rep.Err(); err != nil {
+		return ingestExit(err, rep)
+	}
+	return clusterExit(clusterErr)
+}
+
+// ingestCluster runs the cluster steps after the push, with the bundle
+// the archive carries and, with --rewrite-digests, the digests the push
+// changed. Its result goes into the report.
+func ingestCluster(ctx context.Context, prog progress, rep *ingest.Report, volumes []string, opts ingest.Options, copts *cluster.Options, rewrite bool) error {
+	bundle, err := ingest.Bundles(ctx, volumes, opts)
+	if err != nil {
+		return ingestExit(err, nil)
+	}
+	copts.Bundle = bundle
+	if rewrite {
+		if copts.DigestMap == nil {
+			copts.DigestMap = map[string]string{}
+		}
+		for old, to := range rep.DigestMap() {
+			copts.DigestMap[old] = to
+		}
+	}
+	clusterProgress(prog, copts)
+	res, err := cluster.Apply(ctx, *copts)
+	rep.Cluster = res
+	return err
 }
 
 // ingestOptions turns flags into library options: credentials, TLS, the
 // journal (opened and locked here; cleanup closes it).
 func ingestOptions(ctx context.Context, env *environment, f *ingestFlags) (ingest.Options, func(), error) {
 	opts := ingest.Options{
-		Registry:  f.registry,
-		PlainHTTP: f.plainHTTP,
-		Jobs:      f.jobs,
-		Retry:     ingest.RetryPolicy{Attempts: f.retries},
-		Atomic:    f.atomic,
-		DryRun:    f.dryRun,
-		PacksDir:  f.packsDir,
+		Registry:   f.registry,
+		PlainHTTP:  f.plainHTTP,
+		Jobs:       f.jobs,
+		Retry:      ingest.RetryPolicy{Attempts: f.retries},
+		Atomic:     f.atomic,
+		DryRun:     f.dryRun,
+		PacksDir:   f.packsDir,
+		ConvertOCI: f.convertOCI,
 	}
 	cleanup := func() {}
 	if f.jobs < 1 || f.retries < 1 {

@@ -53,6 +53,10 @@ type fixtureArtifact struct {
 	name  string
 	dest  manifest.Destination
 	blobs []fxBlob
+	// source and reasons, when set, go into the bill of materials (source
+	// defaults to the name).
+	source  string
+	reasons []manifest.Reason
 }
 
 func (a fixtureArtifact) root() fxBlob { return a.blobs[len(a.blobs)-1] }
@@ -260,7 +264,10 @@ func (fx *fixtureArchive) write(t *testing.T, volumeSize int64) {
 	fx.blobs = map[string]fxBlob{}
 	for _, a := range fx.artifacts {
 		art := manifest.Artifact{Kind: a.kind, Name: a.name, Source: a.name, Dest: a.dest, Digest: a.root().digest(),
-			Size: int64(len(a.root().data)), MediaType: a.root().mediaType}
+			Size: int64(len(a.root().data)), MediaType: a.root().mediaType, Reasons: a.reasons}
+		if a.source != "" {
+			art.Source = a.source
+		}
 		for _, b := range a.blobs {
 			d := b.digest()
 			if _, ok := fx.blobs[d]; !ok {

@@ -54,6 +54,7 @@ func ingestProgress(prog progress, dryRun bool) ingest.Progress {
 				v.Add(n)
 			}
 		},
+		OnDockerProbe: func(p ingest.DockerProbe) { prog.Line("%s", probeLine(p)) },
 		OnArtifact: func(r ingest.ArtifactResult) {
 			switch r.State {
 			case ingest.StatePushed:
@@ -67,7 +68,30 @@ func ingestProgress(prog progress, dryRun bool) ingest.Progress {
 	}
 }
 
+// probeLine says what the dry run's probe found, and what follows from it
+// for this archive.
+func probeLine(p ingest.DockerProbe) string {
+	switch p.Result {
+	case ingest.ProbeAccepts:
+		s := "registry accepts Docker media types (probed in " + p.Repository + ")"
+		if p.Cleanup != "" {
+			s += "; " + p.Cleanup
+		}
+		return s
+	case ingest.ProbeRefuses:
+		s := "registry refuses Docker media types (probed in " + p.Repository + ": " + p.Detail + ")"
+		if p.DockerArtifacts > 0 {
+			s += fmt.Sprintf("; %d artifact(s) have Docker manifests and would be refused: enable \"http\": {\"compat\": [\"docker2s2\"]} in Zot, collect again with --convert-oci, or ingest with --convert-oci", p.DockerArtifacts)
+		}
+		return s
+	}
+	return "could not tell whether the registry accepts Docker media types: " + p.Detail
+}
+
 func printIngestReport(w io.Writer, r *ingest.Report) {
+	if r.DockerProbe != nil {
+		fmt.Fprintln(w, probeLine(*r.DockerProbe))
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if r.DryRun {
 		fmt.Fprintln(tw, "KIND\tARTIFACT\tDESTINATION\tSTATE\tTO SEND\tDETAIL")
@@ -78,6 +102,9 @@ func printIngestReport(w io.Writer, r *ingest.Report) {
 		detail := a.Reason
 		if a.State == ingest.StatePushed || a.State == ingest.StatePresent {
 			detail = shortDigest(a.Digest)
+			if a.PushedDigest != "" {
+				detail = "as OCI " + shortDigest(a.PushedDigest)
+			}
 		}
 		if r.DryRun {
 			send := "-"
@@ -90,12 +117,17 @@ func printIngestReport(w io.Writer, r *ingest.Report) {
 		}
 	}
 	tw.Flush()
+	printDigestChanges(w, r)
 	b := r.Blobs
 	vols := make([]string, 0, len(r.Volumes))
 	for _, v := range r.Volumes {
 		vols = append(vols, fmt.Sprint(v.Number))
 	}
-	fmt.Fprintf(w, "\narchive %s, volume(s) %s given\n", r.ArchiveID, strings.Join(vols, ", "))
+	if len(vols) > 0 { // none when `ferry sync` pushed straight from the sources
+		fmt.Fprintf(w, "\narchive %s, volume(s) %s given\n", r.ArchiveID, strings.Join(vols, ", "))
+	} else {
+		fmt.Fprintln(w)
+	}
 	if r.DryRun {
 		fmt.Fprintf(w, "registry has %d of the blobs already; %d are in volumes not given; nothing was changed (dry run)\n", b.Found, b.Missing)
 		return
@@ -173,4 +205,45 @@ func printStatus(w io.Writer, st *ingest.StatusReport) {
 			fmt.Fprintf(w, "%d upload(s) interrupted; the next run resumes them\n", d.Uploads)
 		}
 	}
+}
+
+// printDigestChanges lists every digest --convert-oci changed, per
+// artifact, and the digest-pinned references left stale by it.
+func printDigestChanges(w io.Writer, r *ingest.Report) {
+	n := 0
+	for _, a := range r.Artifacts {
+		n += len(a.Converted)
+	}
+	if n == 0 {
+		return
+	}
+	verb := "converted to OCI"
+	if r.DryRun {
+		verb = "would convert to OCI"
+	}
+	fmt.Fprintf(w, "\n%s: %d manifest(s); their digests changed, layers did not:\n", verb, n)
+	for _, a := range r.Artifacts {
+		if len(a.Converted) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %s\n", a.Name)
+		for _, c := range a.Converted {
+			what := "child"
+			if c.Root {
+				what = "tag"
+			}
+			fmt.Fprintf(w, "    %s %s -> %s\n", what, c.From, c.To)
+		}
+	}
+	if len(r.StaleReferences) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%d reference(s) pin a digest that changed and no longer match:\n", len(r.StaleReferences))
+	for _, s := range r.StaleReferences {
+		fmt.Fprintf(w, "  %s: now @%s\n", s.Reference, s.To)
+		for _, where := range s.Where {
+			fmt.Fprintf(w, "    from %s\n", where)
+		}
+	}
+	fmt.Fprintln(w, "  a chart or pack pinning them needs the new digest; the cluster import rewrites bundle objects with --rewrite-digests")
 }

@@ -130,6 +130,7 @@ func prepareForImport(o *manifest.Object, s *settings, sv served) (map[string]an
 		notes = append(notes, rewriteCharts(c, s.registry)...)
 	}
 	notes = append(notes, rewriteRegistryUIDs(obj, s.RegistryMap)...)
+	notes = append(notes, rewriteDigests(obj, s.DigestMap)...)
 	return obj, notes
 }
 
@@ -209,5 +210,54 @@ func rewriteRegistryUIDs(obj map[string]any, m map[string]string) []string {
 		notes = append(notes, fmt.Sprintf("registry UID %s -> %s (%d)", old, m[old], n))
 	}
 	sort.Strings(notes)
+	return notes
+}
+
+// rewriteDigests replaces "@old" by "@new" in every string of obj, keys
+// untouched: an image pinned by a digest that conversion changed names a
+// manifest the registry does not hold. Only whole digests after "@" are
+// replaced, so a digest quoted elsewhere (a checksum) stays.
+func rewriteDigests(obj map[string]any, m map[string]string) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	olds := make([]string, 0, len(m))
+	for old := range m {
+		olds = append(olds, old)
+	}
+	sort.Strings(olds)
+	counts := map[string]int{}
+	swap := func(v string) string {
+		for _, old := range olds {
+			if to := m[old]; to != old && strings.Contains(v, "@"+old) {
+				counts[old] += strings.Count(v, "@"+old)
+				v = strings.ReplaceAll(v, "@"+old, "@"+to)
+			}
+		}
+		return v
+	}
+	var walk func(v any) any
+	walk = func(v any) any {
+		switch t := v.(type) {
+		case string:
+			return swap(t)
+		case map[string]any:
+			for k, e := range t {
+				t[k] = walk(e)
+			}
+		case []any:
+			for i, e := range t {
+				t[i] = walk(e)
+			}
+		}
+		return v
+	}
+	walk(obj)
+	var notes []string
+	for _, old := range olds {
+		if n := counts[old]; n > 0 {
+			notes = append(notes, fmt.Sprintf("image digest %s -> %s (%d)", old, m[old], n))
+		}
+	}
 	return notes
 }

@@ -62,6 +62,10 @@ type Options struct {
 	// RegistryMap rewrites pack registry UIDs, old to new, as `paletteai
 	// studio import --registry-map` does; nil rewrites none.
 	RegistryMap map[string]string
+	// DigestMap rewrites image references pinned by digest, "@" + old to
+	// "@" + new, in every string of the imported objects: the digests that
+	// `ingest --convert-oci` changed (Report.DigestMap). Nil rewrites none.
+	DigestMap map[string]string
 
 	// Variables overrides the values upserted into the VariableSet; an
 	// empty field takes the value derived from Registry.

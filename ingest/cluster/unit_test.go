@@ -240,6 +240,32 @@ func TestRewriteRegistryUIDs(t *testing.T) {
 	}
 }
 
+func TestRewriteDigests(t *testing.T) {
+	old, to := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
+	obj := map[string]any{"spec": map[string]any{
+		"values":   "image: reg/x:1@" + old + "\nsidecar: reg/y@" + old + "\n",
+		"images":   []any{"reg/z@" + old, "reg/keep@sha256:" + strings.Repeat("c", 64)},
+		"checksum": old, // not after "@": not an image reference
+	}}
+	notes := rewriteDigests(obj, map[string]string{old: to})
+	if !reflect.DeepEqual(notes, []string{"image digest " + old + " -> " + to + " (3)"}) {
+		t.Errorf("notes = %v", notes)
+	}
+	spec := obj["spec"].(map[string]any)
+	if v := spec["values"].(string); strings.Contains(v, old) || strings.Count(v, "@"+to) != 2 {
+		t.Errorf("values = %q", v)
+	}
+	if imgs := spec["images"].([]any); imgs[0] != "reg/z@"+to || !strings.HasSuffix(imgs[1].(string), strings.Repeat("c", 64)) {
+		t.Errorf("images = %v", imgs)
+	}
+	if spec["checksum"] != old {
+		t.Errorf("checksum rewritten: %v", spec["checksum"])
+	}
+	if rewriteDigests(obj, nil) != nil {
+		t.Error("notes without a map")
+	}
+}
+
 func TestAPIErrorClassification(t *testing.T) {
 	gr := schema.GroupResource{Group: "spectrocloud.com", Resource: "projects"}
 	tests := []struct {

@@ -1,0 +1,144 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/ferrytool/ferry/internal/digestio"
+	"github.com/ferrytool/ferry/manifest"
+)
+
+// Bundles reads the Profile Bundles an archive carries (artifacts of kind
+// bundle), for the cluster import that follows a push. Each bundle file is
+// read from the volumes given, verified against the signed bill of
+// materials; one that is in a volume not given is read from the registry
+// (where the push put it), verified the same way. Several bundles are
+// merged into one, in archive order. Nil without any bundle artifact.
+func Bundles(ctx context.Context, volumes []string, opts Options) (*manifest.Bundle, error) {
+	opts.defaults()
+	vs, err := openVolumes(ctx, volumes, opts.Verifier, opts.TmpDir, opts.WorkDir)
+	if err != nil {
+		return nil, err
+	}
+	defer vs.close()
+	dest, err := parseDestination(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	plans, err := planArtifacts(vs.bom, dest, opts.Mappings)
+	if err != nil {
+		return nil, err
+	}
+	br := &bundleReader{vs: vs, opts: &opts, dest: dest}
+	var out *manifest.Bundle
+	for _, p := range plans {
+		if p.a.Kind != manifest.KindBundle {
+			continue
+		}
+		b, err := br.read(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", p.a.Name, err)
+		}
+		if out == nil {
+			out = &manifest.Bundle{}
+		}
+		out.Files = append(out.Files, b.Files...)
+		out.Objects = append(out.Objects, b.Objects...)
+		out.Unparsed = append(out.Unparsed, b.Unparsed...)
+	}
+	return out, nil
+}
+
+// bundleReader reads bundle artifacts from the volumes, the journal or the
+// registry, whichever has them first.
+type bundleReader struct {
+	vs   *volumeSet
+	opts *Options
+	dest destination
+	reg  *registry // connected on first need
+}
+
+func (br *bundleReader) read(ctx context.Context, p *artifactPlan) (*manifest.Bundle, error) {
+	root := p.manifests[len(p.manifests)-1]
+	data, err := br.manifest(ctx, p, root)
+	if err != nil {
+		return nil, err
+	}
+	var m struct {
+		Layers []manifest.Descriptor `json:"layers"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil || len(m.Layers) == 0 {
+		return nil, fmt.Errorf("manifest %s names no bundle file (%v)", root.Digest, err)
+	}
+	layer, ok := br.vs.bom.Blob(m.Layers[0].Digest)
+	if !ok {
+		return nil, fmt.Errorf("bundle file %s is not in the bill of materials", m.Layers[0].Digest)
+	}
+	rc, err := br.open(ctx, p, layer)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := manifest.ReadBundle(rc)
+	if err != nil {
+		return nil, fmt.Errorf("bundle file %s: %w", layer.Digest, err)
+	}
+	// The verifying reader checks the digest at EOF only: read to the end
+	// so a tampered file is refused rather than imported.
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return nil, fmt.Errorf("bundle file %s: %w", layer.Digest, err)
+	}
+	return b, nil
+}
+
+func (br *bundleReader) manifest(ctx context.Context, p *artifactPlan, b manifest.Blob) ([]byte, error) {
+	if ok, _ := br.vs.available(b); ok {
+		return br.vs.readManifest(ctx, b)
+	}
+	if j := br.opts.Journal; j != nil {
+		if m, ok, err := j.ManifestData(b.Digest); err == nil && ok && digestOf(m.Data) == b.Digest {
+			return m.Data, nil
+		}
+	}
+	rc, err := br.fromRegistry(ctx, p, "manifests/"+b.Digest, b)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s from the registry: %w", b.Digest, err)
+	}
+	return data, nil
+}
+
+func (br *bundleReader) open(ctx context.Context, p *artifactPlan, b manifest.Blob) (io.ReadCloser, error) {
+	if ok, _ := br.vs.available(b); ok {
+		return br.vs.opener(b)(ctx)
+	}
+	return br.fromRegistry(ctx, p, "blobs/"+b.Digest, b)
+}
+
+// fromRegistry GETs a manifest or blob of the artifact's repository,
+// verified against the bill of materials' digest and size.
+func (br *bundleReader) fromRegistry(ctx context.Context, p *artifactPlan, rest string, b manifest.Blob) (io.ReadCloser, error) {
+	if br.reg == nil {
+		reg, err := connect(ctx, br.opts, br.dest, []string{p.repo})
+		if err != nil {
+			return nil, fmt.Errorf("%s is in no volume given, and the registry: %w", b.Digest, err)
+		}
+		br.reg = reg
+	}
+	hdr := http.Header{"Accept": {manifestAccept}}
+	resp, err := br.reg.do(ctx, http.MethodGet, br.reg.repoURL(p.repo, rest), hdr, nil)
+	if err != nil {
+		return nil, classify(br.dest.host, err)
+	}
+	if err := checkStatus(resp, http.StatusOK); err != nil {
+		return nil, classify(br.dest.host, fmt.Errorf("GET %s/%s (in no volume given): %w", p.repo, rest, err))
+	}
+	return &joinedBlob{r: digestio.NewReader(resp.Body, b.Digest, b.Size), c: resp.Body, digest: b.Digest}, nil
+}
