@@ -12,5 +12,6 @@ func commands(env *environment) []*cli.Command {
 		clusterCommand(env),
 		keyCommand(env),
 		ingestCommand(env),
+		syncCommand(env),
 	}
 }
