@@ -36,6 +36,11 @@ type Options struct {
 	// Transport carries every request to registries and chart
 	// repositories; nil means http.DefaultTransport.
 	Transport http.RoundTripper
+	// SourceCheckTimeout bounds asking the source registry of an image
+	// pulled through a registry mirror which digest its tag has; zero means
+	// 10 s. A source that does not answer in time is not asked again in the
+	// same collect, and the mirror's content is taken with a warning.
+	SourceCheckTimeout time.Duration
 	// Jobs bounds parallel resolutions and downloads; zero means 4.
 	Jobs int
 	// CacheDir is the content-addressed cache. Required.

@@ -106,6 +106,8 @@ type imageResolver struct {
 	plainHTTP bool
 	platforms []v1.Platform
 	mirrors   mirrors
+	// sources checks mirrored tags against their source registries.
+	sources *sourceChecks
 	// convert stores Docker schema 2 manifests and lists as OCI.
 	convert bool
 }

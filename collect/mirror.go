@@ -2,10 +2,16 @@ package collect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
@@ -29,7 +35,9 @@ func newMirrors(specs []manifest.RegistryMirror, plainHTTP bool) (mirrors, error
 	}
 	var out mirrors
 	for _, s := range specs {
-		srcHost, srcPath, _ := strings.Cut(s.Source, "/")
+		// The key, not the raw source: Docker.IO and index.docker.io name
+		// the registry image references call index.docker.io.
+		srcHost, srcPath, _ := strings.Cut(s.SourceKey(), "/")
 		src, err := name.NewRegistry(srcHost, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("%w: registry mirror %s: source: %v", ErrUsage, s, err)
@@ -87,7 +95,7 @@ func (ir *imageResolver) viaMirror(ctx context.Context, ref name.Reference, mirr
 		if b, data, ok := ir.cachedManifest(want); ok {
 			return b, data, "", nil // verified by its digest when it was cached
 		}
-	} else if desc, err := ir.puller.Head(ctx, ref); err == nil {
+	} else if desc, err := ir.sources.head(ctx, ir.puller, ref); err == nil {
 		want = desc.Digest.String()
 	} else {
 		headErr = sourceErr(display, err)
@@ -135,4 +143,80 @@ func (ir *imageResolver) cachedManifest(digest string) (manifest.Blob, []byte, b
 		return manifest.Blob{}, nil, false
 	}
 	return b, data, true
+}
+
+// defaultSourceCheckTimeout bounds asking a mirrored image's source which
+// digest a tag has. The answer is only a check of the mirror, so a
+// workstation that reaches nothing but the mirror should not wait a full
+// dial timeout and its retries for it.
+const defaultSourceCheckTimeout = 10 * time.Second
+
+// sourceChecks asks source registries what a mirrored tag resolves to, and
+// remembers for the rest of one collect which registries did not answer at
+// all, so every later image of theirs goes straight to trusting the mirror
+// (still with a warning) instead of waiting for the same timeout again.
+type sourceChecks struct {
+	timeout time.Duration
+
+	mu    sync.Mutex
+	hosts map[string]*hostCheck
+}
+
+// hostCheck is the first check of a registry; the others wait for it, so an
+// unreachable registry is dialled by one check, not by every parallel job.
+type hostCheck struct {
+	done chan struct{} // closed once the first check has an answer
+	err  error         // why the registry did not answer; nil when it did
+}
+
+func newSourceChecks(timeout time.Duration) *sourceChecks {
+	if timeout <= 0 {
+		timeout = defaultSourceCheckTimeout
+	}
+	return &sourceChecks{timeout: timeout, hosts: map[string]*hostCheck{}}
+}
+
+// head resolves ref at its source within the timeout, or fails at once
+// when its registry did not answer earlier in this collect.
+func (s *sourceChecks) head(ctx context.Context, puller *remote.Puller, ref name.Reference) (*v1.Descriptor, error) {
+	host := ref.Context().RegistryStr()
+	s.mu.Lock()
+	hc, seen := s.hosts[host]
+	if !seen {
+		hc = &hostCheck{done: make(chan struct{})}
+		s.hosts[host] = hc
+	}
+	s.mu.Unlock()
+	if seen {
+		select {
+		case <-hc.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if hc.err != nil {
+			return nil, fmt.Errorf("registry %s did not answer an earlier check in this collect, so it was not asked again: %w", host, hc.err)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	desc, err := puller.Head(cctx, ref)
+	cancel()
+	if !seen {
+		// Only the registry's silence is remembered: a refusal (404, 401)
+		// is about this repository, and a cancelled collect about nothing.
+		if err != nil && ctx.Err() == nil && !answered(err) {
+			hc.err = err
+		}
+		close(hc.done)
+	}
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("no answer within %s: %w", s.timeout, err)
+	}
+	return desc, err
+}
+
+// answered reports whether err carries a registry's HTTP response, as
+// opposed to a failure to reach it at all.
+func answered(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr)
 }

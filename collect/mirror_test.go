@@ -1,10 +1,17 @@
 package collect
 
 import (
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/ferrytool/ferry/internal/testbed"
 	"github.com/ferrytool/ferry/manifest"
 )
 
@@ -13,6 +20,7 @@ func TestMirrorMatch(t *testing.T) {
 		{Source: "docker.io", Mirror: "mirror.example/hub"},
 		{Source: "docker.io/bitnami", Mirror: "bitnami.example"},
 		{Source: "quay.io/org", Mirror: "mirror.example:5000/quay/org"},
+		{Source: "GHCR.io/Team", Mirror: "ghcr-mirror.example"}, // spelled as a user might
 	}, false)
 	if err != nil {
 		t.Fatal(err)
@@ -25,6 +33,7 @@ func TestMirrorMatch(t *testing.T) {
 		"quay.io/org/app@sha256:" + hex64(): "mirror.example:5000/quay/org/app",
 		"quay.io/other/app:1":               "",
 		"ghcr.io/x/y:1":                     "",
+		"ghcr.io/team/app:1":                "ghcr-mirror.example/app",
 	} {
 		ref, err := name.ParseReference(ref)
 		if err != nil {
@@ -49,4 +58,80 @@ func hex64() string {
 		b[i] = 'a'
 	}
 	return string(b)
+}
+
+// silentRegistry accepts connections and never answers, as a source behind
+// a firewall that drops traffic looks to a workstation that only reaches
+// its mirror. It counts the connections.
+func silentRegistry(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dials atomic.Int64
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			dials.Add(1)
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String(), &dials
+}
+
+// Several images of a source that does not answer: each one is taken from
+// the mirror with its own warning, and the source is asked once, not once
+// per image (nor once per parallel job).
+func TestMirrorUnreachableSourceAskedOnce(t *testing.T) {
+	mirror := testbed.StartSourceRegistry(t)
+	source, dials := silentRegistry(t)
+	spec := manifest.NewTransferSpec()
+	spec.RegistryMirrors = []manifest.RegistryMirror{{Source: source, Mirror: mirror.Host + "/cache"}}
+	const n = 5
+	for i := range n {
+		testbed.PushRandomImage(t, mirror, fmt.Sprintf("cache/app%d:1", i), 1, 4<<10)
+		spec.Images = append(spec.Images, manifest.ImageSpec{Ref: fmt.Sprintf("%s/app%d:1", source, i)})
+	}
+	plan, err := MakePlan(t.Context(), Options{
+		Spec: spec, PlainHTTP: true, CacheDir: t.TempDir(), Jobs: 4,
+		SourceCheckTimeout: 500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.BOM.Artifacts) != n {
+		t.Fatalf("%d artifacts, want %d", len(plan.BOM.Artifacts), n)
+	}
+	for i := range n {
+		img := fmt.Sprintf("%s/app%d:1", source, i)
+		found := 0
+		for _, w := range plan.Warnings {
+			if strings.Contains(w, "image "+img+":") && strings.Contains(w, "taken on trust") {
+				found++
+			}
+		}
+		if found != 1 {
+			t.Errorf("%s: %d warnings that the mirror was trusted, want 1; warnings:\n%s", img, found, strings.Join(plan.Warnings, "\n"))
+		}
+	}
+	// One check of a plain-HTTP registry may race https against http.
+	if d := dials.Load(); d < 1 || d > 2 {
+		t.Errorf("the silent source was dialled %d times for %d images; want one check (1 or 2 connections)", d, n)
+	}
 }

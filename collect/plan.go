@@ -153,7 +153,7 @@ func newPlanner(opts Options, cache *Cache) (*planner, error) {
 		spec:  opts.Spec,
 		cache: cache,
 		images: &imageResolver{puller: puller, raw: raw, cache: cache, plainHTTP: opts.PlainHTTP, platforms: platforms,
-			mirrors: ms, convert: opts.Spec.ConvertOCI},
+			mirrors: ms, sources: newSourceChecks(opts.SourceCheckTimeout), convert: opts.Spec.ConvertOCI},
 		indexes: map[string]*repo.IndexFile{},
 		wants:   map[string]*imageWant{},
 	}, nil

@@ -34,6 +34,24 @@ func ParseRegistryMirror(s string) (RegistryMirror, error) {
 // String renders the flag form.
 func (m RegistryMirror) String() string { return m.Source + "=" + m.Mirror }
 
+// SourceKey is the source in the form two mirrors for the same source share:
+// host lower-cased (host names are case-insensitive), Docker Hub's aliases
+// as docker.io (image references treat them as one registry), no trailing
+// slash. Repository paths are lower case in every valid reference, so they
+// are lower-cased too rather than left to never match.
+func (m RegistryMirror) SourceKey() string {
+	s := strings.ToLower(strings.TrimRight(strings.TrimSpace(m.Source), "/"))
+	host, path, hasPath := strings.Cut(s, "/")
+	switch host {
+	case "index.docker.io", "registry-1.docker.io":
+		host = "docker.io"
+	}
+	if hasPath {
+		return host + "/" + path
+	}
+	return host
+}
+
 func (m RegistryMirror) validate() error {
 	for _, f := range []struct{ what, v string }{{"source", m.Source}, {"mirror", m.Mirror}} {
 		if err := checkRegistryPath(f.v); err != nil {

@@ -79,3 +79,49 @@ func TestBOMConversions(t *testing.T) {
 		}
 	}
 }
+
+// Spellings of one source are one source: Docker Hub's aliases, case.
+func TestSpecMirrorSameSourceSpelledTwice(t *testing.T) {
+	for _, pair := range [][2]string{
+		{"docker.io", "index.docker.io"},
+		{"docker.io/bitnami", "index.docker.io/bitnami"},
+		{"registry-1.docker.io", "docker.io"},
+		{"Quay.IO/org", "quay.io/org"},
+		{"ghcr.io/Team", "ghcr.io/team"},
+	} {
+		s := NewTransferSpec()
+		s.Images = []ImageSpec{{Ref: "nginx"}}
+		s.RegistryMirrors = []RegistryMirror{{Source: pair[0], Mirror: "a.example"}, {Source: pair[1], Mirror: "b.example"}}
+		err := s.Validate()
+		if !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), "twice") {
+			t.Errorf("mirrors for %s and %s: err = %v, want given twice", pair[0], pair[1], err)
+		}
+	}
+	// Different sources, and a path under a source, are not duplicates.
+	s := NewTransferSpec()
+	s.Images = []ImageSpec{{Ref: "nginx"}}
+	s.RegistryMirrors = []RegistryMirror{{Source: "docker.io", Mirror: "a.example"}, {Source: "docker.io/bitnami", Mirror: "b.example"}, {Source: "quay.io", Mirror: "c.example"}}
+	if err := s.Validate(); err != nil {
+		t.Errorf("distinct sources refused: %v", err)
+	}
+	// A flag for another spelling of a spec file's source replaces it.
+	flags := NewTransferSpec()
+	flags.RegistryMirrors = []RegistryMirror{{Source: "index.docker.io", Mirror: "flag.example"}}
+	s.Merge(flags)
+	if len(s.RegistryMirrors) != 3 || s.RegistryMirrors[0].Mirror != "flag.example" {
+		t.Errorf("merge kept both spellings: %+v", s.RegistryMirrors)
+	}
+}
+
+func TestRegistryMirrorSourceKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"docker.io":                 "docker.io",
+		"index.docker.io/library":   "docker.io/library",
+		"Registry.Example.com:5000": "registry.example.com:5000",
+		"quay.io/org/":              "quay.io/org",
+	} {
+		if got := (RegistryMirror{Source: in}).SourceKey(); got != want {
+			t.Errorf("SourceKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

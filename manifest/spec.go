@@ -226,16 +226,24 @@ func (s *TransferSpec) Validate() error {
 			bad("upstreamRepositories[%s]: %q is not a repository URL or the name of one", name, u)
 		}
 	}
-	mirrors := map[string]bool{}
+	// Two spellings of one source (docker.io and index.docker.io, case)
+	// would leave which mirror wins to the longest-match order.
+	mirrors := map[string]string{}
 	for _, m := range s.RegistryMirrors {
 		if err := m.validate(); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if mirrors[m.Source] {
-			bad("registry mirror for %s is given twice", m.Source)
+		key := m.SourceKey()
+		if prev, ok := mirrors[key]; ok {
+			if prev == m.Source {
+				bad("registry mirror for %s is given twice", m.Source)
+			} else {
+				bad("registry mirror for %s is given twice (as %s and %s)", key, prev, m.Source)
+			}
+			continue
 		}
-		mirrors[m.Source] = true
+		mirrors[key] = m.Source
 	}
 	for i, b := range s.Bundles {
 		if b.File == "" {
@@ -324,7 +332,7 @@ func (s *TransferSpec) Merge(other *TransferSpec) {
 	for _, m := range other.RegistryMirrors {
 		replaced := false
 		for i := range s.RegistryMirrors {
-			if s.RegistryMirrors[i].Source == m.Source {
+			if s.RegistryMirrors[i].SourceKey() == m.SourceKey() {
 				s.RegistryMirrors[i], replaced = m, true
 			}
 		}
