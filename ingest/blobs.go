@@ -27,6 +27,11 @@ func (in *ingester) pushBlobs(ctx context.Context) error {
 	tasks := map[string]*blobTask{}
 	var order []string
 	for _, p := range in.plans {
+		if p.res.State == StateRefused {
+			// Refused before any upload (refuseDocker): only what another
+			// artifact needs of its blobs goes.
+			continue
+		}
 		for _, b := range p.layers {
 			t := tasks[b.Digest]
 			if t == nil {

@@ -8,8 +8,8 @@ import (
 	"github.com/ferrytool/ferry/manifest"
 )
 
-// DigestChange is a manifest that ingest --convert-oci pushed in its OCI
-// form, under a new digest. Layer and config bytes never change, only the
+// DigestChange is a manifest converted to its OCI form, under a new
+// digest, by ingest --convert-oci or collect --convert-oci. Layer and config bytes never change, only the
 // manifests (and, in a list, the child digests they reference).
 type DigestChange struct {
 	From string `json:"from"`
@@ -46,24 +46,38 @@ type converted struct {
 // get returns a manifest's verified bytes, nil when not at hand; an
 // artifact whose Docker manifests are not all at hand keeps no conversion
 // and reports false, so it waits for them rather than pushing half of it.
+//
+// An artifact with a parent that is not Docker (an OCI index over Docker
+// manifests) is left as it is, with a warning, as collect leaves it:
+// converting its children would push them under new digests while the
+// index, which ferry does not rewrite, still names the old ones.
 func convertPlan(p *artifactPlan, get func(digest string) []byte) (bool, error) {
-	p.pushAs, p.res.Converted, p.res.PushedDigest = nil, nil, ""
+	p.pushAs, p.res.Converted, p.res.PushedDigest, p.warning = nil, nil, "", ""
 	p.digest = p.a.Digest
+	types := make([]string, len(p.manifests))
+	var docker string
+	for i, m := range p.manifests {
+		types[i] = manifestMediaType(m.MediaType, get(m.Digest))
+		if manifest.IsDocker(types[i]) && docker == "" {
+			docker = m.Digest
+		}
+	}
+	for i, m := range p.manifests {
+		if docker != "" && manifest.IsIndex(types[i]) && !manifest.IsDocker(types[i]) {
+			p.warning = fmt.Sprintf("artifact %s: OCI index %s references Docker manifest %s; kept as it is (--convert-oci converts only what Docker manifests and lists reference)",
+				p.a.Name, m.Digest, docker)
+			return true, nil
+		}
+	}
 	children := map[string]manifest.Descriptor{}
 	var changes []DigestChange
 	pushAs := map[string]converted{}
-	for _, m := range p.manifests {
-		data := get(m.Digest)
-		mt := m.MediaType
-		if data != nil {
-			mt = manifestMediaType(m.MediaType, data)
-		}
+	for i, m := range p.manifests {
+		mt := types[i]
 		if !manifest.IsDocker(mt) {
-			// An OCI manifest referencing converted children would need
-			// rewriting too; ferry does not build such mixtures, and an
-			// OCI index over Docker manifests is pushed as it is.
 			continue
 		}
+		data := get(m.Digest)
 		if data == nil {
 			return false, nil
 		}
@@ -101,7 +115,8 @@ func (p *artifactPlan) pushForm(m manifest.Blob, data []byte) converted {
 }
 
 // staleReferences lists the artifacts whose source reference pins a digest
-// that conversion changed. The bill of materials' reasons say where each
+// that conversion changed, here or at collect (the signed record of
+// `collect --convert-oci`). The bill of materials' reasons say where each
 // reference came from (chart template and field, pack values, bundle).
 func staleReferences(plans []*artifactPlan) []StaleReference {
 	var out []StaleReference
@@ -110,7 +125,7 @@ func staleReferences(plans []*artifactPlan) []StaleReference {
 		if !ok {
 			continue
 		}
-		for _, c := range p.res.Converted {
+		for _, c := range append(append([]DigestChange(nil), p.res.ConvertedByCollect...), p.res.Converted...) {
 			if pinned != c.From {
 				continue
 			}
@@ -129,11 +144,15 @@ func staleReferences(plans []*artifactPlan) []StaleReference {
 	return out
 }
 
-// DigestMap returns every digest the run changed, old to new, for
-// rewriting references elsewhere (cluster import --rewrite-digests).
+// DigestMap returns every digest conversion changed, source to pushed,
+// whether collect or this run converted, for rewriting references
+// elsewhere (cluster import --rewrite-digests).
 func (r *Report) DigestMap() map[string]string {
 	m := map[string]string{}
 	for _, a := range r.Artifacts {
+		for _, c := range a.ConvertedByCollect {
+			m[c.From] = c.To
+		}
 		for _, c := range a.Converted {
 			m[c.From] = c.To
 		}

@@ -29,6 +29,10 @@ var (
 	// from the catalog or a tag does not resolve to the digest in the bill
 	// of materials.
 	ErrValidation = errors.New("registry content does not match the bill of materials")
+	// ErrWrongDigest is returned, wrapped with ErrValidation, when a tag
+	// resolves to another digest than the bill of materials names: other
+	// content than the signed one, not merely content still missing.
+	ErrWrongDigest = errors.New("a tag resolves to another digest than the bill of materials")
 	// ErrDockerMediaType is returned when the registry refuses a Docker
 	// schema 2 manifest or manifest list, as Zot does by default.
 	ErrDockerMediaType = errors.New("registry refuses Docker manifest media types")

@@ -50,7 +50,7 @@ func Push(ctx context.Context, bom *manifest.BOM, src archive.BlobSource, opts O
 	return run(ctx, newSourceSet(bom, src), opts)
 }
 
-func run(ctx context.Context, vs *volumeSet, opts Options) (*Report, error) {
+func run(ctx context.Context, vs *volumeSet, opts Options) (_ *Report, err error) {
 	start := time.Now()
 	phase := func(name string) {
 		opts.Logger.Debug("phase done", "phase", name, "elapsed", time.Since(start).Round(time.Millisecond))
@@ -74,7 +74,13 @@ func run(ctx context.Context, vs *volumeSet, opts Options) (*Report, error) {
 		in.journal = opts.Journal
 		if !opts.DryRun {
 			in.jw = newJournalWriter(opts.Journal, opts.Logger)
-			defer in.jw.close()
+			defer func() {
+				// Records lost on the way make the run fail: --status and
+				// the next run rely on them.
+				if jerr := in.jw.close(); jerr != nil && err == nil {
+					err = jerr
+				}
+			}()
 		}
 	}
 	for _, v := range vs.vols {
@@ -99,8 +105,12 @@ func run(ctx context.Context, vs *volumeSet, opts Options) (*Report, error) {
 	for _, p := range plans {
 		repos = append(repos, p.repo)
 	}
+	// A real run probes only when it would push Docker manifests as they
+	// are: a refusing registry then refuses them before their blobs go up.
+	docker, convert := dockerCounts(plans, opts.ConvertOCI)
+	probe := opts.DryRun || docker > 0
 	probeRepo := dest.repo(ProbeRepository)
-	if opts.DryRun {
+	if probe {
 		repos = append(repos, probeRepo)
 	}
 	reg, err := connect(ctx, &opts, dest, repos)
@@ -109,9 +119,14 @@ func run(ctx context.Context, vs *volumeSet, opts Options) (*Report, error) {
 	}
 	in.reg = reg
 	phase("connect")
-	if opts.DryRun {
+	if probe {
 		pr := reg.probeDocker(ctx, probeRepo)
-		pr.DockerArtifacts = dockerArtifacts(plans)
+		pr.DockerArtifacts, pr.ConvertedArtifacts = docker, convert
+		if !opts.DryRun && pr.Result == ProbeRefuses {
+			if err := in.refuseDocker(ctx, &pr); err != nil {
+				return nil, err
+			}
+		}
 		in.report.DockerProbe = &pr
 		if opts.Progress.OnDockerProbe != nil {
 			opts.Progress.OnDockerProbe(pr)
@@ -133,6 +148,9 @@ func run(ctx context.Context, vs *volumeSet, opts Options) (*Report, error) {
 	}
 	for _, p := range plans {
 		in.report.Artifacts = append(in.report.Artifacts, p.res)
+		if p.warning != "" && opts.ConvertOCI {
+			in.report.Warnings = append(in.report.Warnings, p.warning)
+		}
 	}
 	in.report.StaleReferences = staleReferences(plans)
 	in.report.Blobs.BytesSent = in.sent.Load()

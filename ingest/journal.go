@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -13,12 +14,18 @@ import (
 // uploads themselves. Records queue and go in together, one transaction
 // while the next ones gather. Losing the last few to a crash costs nothing
 // but a HEAD: every run asks the registry before it uploads.
+//
+// A batch that cannot be written (a full disk, a journal gone read-only)
+// does not stop the uploads, but it is kept and returned by close: a run
+// whose journal lost records must not report success, or --status and the
+// next run's resume would rest on records that are not there.
 type journalWriter struct {
 	j   *store.Journal
 	log *slog.Logger
 
 	mu      sync.Mutex
 	pending []func(*store.JournalWriter) error
+	err     error // the first batch that failed
 	kick    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -72,12 +79,21 @@ func (w *journalWriter) flush() {
 		return nil
 	})
 	if err != nil {
-		w.log.Warn("journal", "path", w.j.Path(), "error", err)
+		w.log.Warn("journal", "path", w.j.Path(), "records", len(batch), "error", err)
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = fmt.Errorf("journal %s: %d records not written: %w", w.j.Path(), len(batch), err)
+		}
+		w.mu.Unlock()
 	}
 }
 
-// close writes what is still queued.
-func (w *journalWriter) close() {
+// close writes what is still queued and returns the first write that
+// failed during the run, if any.
+func (w *journalWriter) close() error {
 	close(w.stop)
 	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }

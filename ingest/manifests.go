@@ -19,14 +19,17 @@ func digestOf(data []byte) string { return digestio.FromBytes(data) }
 
 // pushManifests decides, per artifact, whether it can be completed now and
 // pushes the manifests of those that can: children by digest, then the
-// artifact's own manifest by tag. With Options.Atomic nothing is pushed
-// unless every artifact can be.
+// artifact's own manifest by tag. With Options.Atomic nothing is tagged
+// unless every artifact can be (see pushAtomic).
 func (in *ingester) pushManifests(ctx context.Context) error {
 	loc := in.locator()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(in.opts.Jobs)
 	ready := make([]bool, len(in.plans))
 	for i, p := range in.plans {
+		if p.res.State == StateRefused {
+			continue // refused before the blobs (refuseDocker)
+		}
 		g.Go(func() error {
 			ok, err := in.assess(gctx, p, loc)
 			ready[i] = ok
@@ -48,6 +51,9 @@ func (in *ingester) pushManifests(ctx context.Context) error {
 		}
 		return nil
 	}
+	if in.opts.Atomic {
+		return in.pushAtomic(ctx, ready)
+	}
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(in.opts.Jobs)
 	for i, p := range in.plans {
@@ -56,8 +62,78 @@ func (in *ingester) pushManifests(ctx context.Context) error {
 			continue
 		}
 		g.Go(func() error {
-			if err := in.completeArtifact(gctx, p); err != nil {
+			ok, err := in.completeArtifact(gctx, p, true)
+			if err != nil {
 				return err
+			}
+			if ok {
+				p.res.State = StatePushed
+			}
+			in.settle(p)
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// pushAtomic pushes the ready artifacts all or nothing. A registry may
+// refuse a manifest only when it is PUT (a Docker manifest into a default
+// Zot), so every manifest, the artifacts' own included, is first stored by
+// digest alone, which no one pulls by name; the tags go on only when none
+// was refused. A refusal leaves some manifests stored by digest, but no
+// tag of this run.
+func (in *ingester) pushAtomic(ctx context.Context, ready []bool) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(in.opts.Jobs)
+	stored := make([]bool, len(in.plans))
+	for i, p := range in.plans {
+		if !ready[i] {
+			continue
+		}
+		g.Go(func() error {
+			ok, err := in.completeArtifact(gctx, p, false)
+			stored[i] = ok
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	var refused []string
+	for i, p := range in.plans {
+		if ready[i] && !stored[i] {
+			refused = append(refused, p.a.Name)
+		}
+	}
+	if len(refused) > 0 {
+		for i, p := range in.plans {
+			if stored[i] {
+				p.res.State, p.res.Cause = StateRefused, CauseAtomic
+				p.res.Reason = "--atomic: no tag was set because the registry refused " + strings.Join(refused, ", ") +
+					"; its manifests are stored by digest only"
+			}
+			in.settle(p)
+		}
+		return nil
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(in.opts.Jobs)
+	for i, p := range in.plans {
+		if !ready[i] {
+			in.settle(p)
+			continue
+		}
+		g.Go(func() error {
+			ok := true
+			if p.a.Dest.Tag != "" {
+				root := p.manifests[len(p.manifests)-1]
+				var err error
+				if ok, err = in.putManifest(gctx, p, p.pushForm(root, in.manifests[root.Digest]), true, false); err != nil {
+					return err
+				}
+			}
+			if ok {
+				p.res.State = StatePushed
 			}
 			in.settle(p)
 			return nil
@@ -99,7 +175,7 @@ func (in *ingester) locator() *locator {
 func (in *ingester) assess(ctx context.Context, p *artifactPlan, loc *locator) (bool, error) {
 	for _, b := range append(append([]manifest.Blob(nil), p.layers...), p.manifests...) {
 		if why, bad := in.isBad(b.Digest); bad {
-			p.res.State, p.res.Reason = StateRefused, "blob "+b.Digest+" failed verification: "+why
+			p.res.State, p.res.Cause, p.res.Reason = StateRefused, CauseVerification, "blob "+b.Digest+" failed verification: "+why
 			return false, nil
 		}
 	}
@@ -149,7 +225,7 @@ func (in *ingester) assess(ctx context.Context, p *artifactPlan, loc *locator) (
 		var ranges []volumeRange
 		for _, b := range missing {
 			if why, ok := in.previous.Bad[b.Digest]; ok {
-				p.res.State, p.res.Reason = StateRefused, "blob "+b.Digest+" failed verification in an earlier run: "+why
+				p.res.State, p.res.Cause, p.res.Reason = StateRefused, CauseVerification, "blob "+b.Digest+" failed verification in an earlier run: "+why
 				return false, nil
 			}
 			p.res.MissingBlobs++
@@ -170,7 +246,7 @@ func (in *ingester) assess(ctx context.Context, p *artifactPlan, loc *locator) (
 	if err := in.checkPack(ctx, p); err != nil {
 		var refusal *packRefusal
 		if errors.As(err, &refusal) {
-			p.res.State, p.res.Reason = StateRefused, refusal.Error()
+			p.res.State, p.res.Cause, p.res.Reason = StateRefused, CauseVerification, refusal.Error()
 			return false, nil
 		}
 		return false, err
@@ -198,7 +274,7 @@ func (in *ingester) holdForAtomic(ready []bool) {
 		}
 		ready[i] = false
 		if len(refused) > 0 {
-			p.res.State = StateRefused
+			p.res.State, p.res.Cause = StateRefused, CauseAtomic
 			p.res.Reason = "--atomic: nothing is pushed because " + strings.Join(refused, ", ") + " was refused"
 		} else {
 			p.res.State = StateWaiting
@@ -208,8 +284,19 @@ func (in *ingester) holdForAtomic(ready []bool) {
 	}
 }
 
-// completeArtifact pushes an artifact's manifests, children first.
-func (in *ingester) completeArtifact(ctx context.Context, p *artifactPlan) error {
+// at names where a manifest of the artifact goes: REPO:TAG for its own
+// manifest pushed by tag, REPO@DIGEST otherwise.
+func (p *artifactPlan) at(tagged bool) string {
+	if tagged && p.a.Dest.Tag != "" {
+		return p.repo + ":" + p.ref
+	}
+	return p.repo + "@" + p.digest
+}
+
+// completeArtifact pushes an artifact's manifests, children first, its own
+// manifest last: by tag when tag is set, else by digest. It reports false
+// when the registry refused one, with the artifact's state set.
+func (in *ingester) completeArtifact(ctx context.Context, p *artifactPlan, tag bool) (bool, error) {
 	for _, m := range p.manifests {
 		root := m.Digest == p.a.Digest
 		data := in.manifests[m.Digest]
@@ -217,43 +304,55 @@ func (in *ingester) completeArtifact(ctx context.Context, p *artifactPlan) error
 			continue // assess found it in the registry
 		}
 		pf := p.pushForm(m, data)
-		if !root {
+		if !root || !tag {
 			if d, err := in.reg.manifestDigest(ctx, p.repo, pf.digest); err != nil {
-				return classify(in.dest.host, err)
+				return false, classify(in.dest.host, err)
 			} else if d == pf.digest {
 				continue
 			}
 		}
-		ref := pf.digest
-		if root {
-			ref = p.ref
+		if ok, err := in.putManifest(ctx, p, pf, root && tag, true); !ok || err != nil {
+			return false, err
 		}
-		mt := pf.mediaType
-		if err := in.reg.putManifest(ctx, p.repo, ref, mt, pf.data); err != nil {
-			if refusal := manifestRefusal(err, mt); refusal != "" {
-				at := p.repo + "@" + ref
-				if root && p.a.Dest.Tag != "" {
-					at = p.repo + ":" + ref
-				}
-				p.res.State, p.res.Reason = StateRefused, fmt.Sprintf("the registry refused manifest %s (%s) for %s: %s", pf.digest, mt, at, refusal)
-				return nil
+	}
+	return true, nil
+}
+
+// putManifest PUTs one manifest of the artifact, by the artifact's tag or
+// by its digest, and records it in the journal. A refusal by the registry
+// sets the artifact refused and reports false; count says whether it
+// counts as a manifest pushed (tagging one stored already does not).
+func (in *ingester) putManifest(ctx context.Context, p *artifactPlan, pf converted, byTag, count bool) (bool, error) {
+	ref := pf.digest
+	if byTag {
+		ref = p.ref
+	}
+	if err := in.reg.putManifest(ctx, p.repo, ref, pf.mediaType, pf.data); err != nil {
+		if refusal := manifestRefusal(err, pf.mediaType); refusal != "" {
+			at := p.repo + "@" + ref
+			if byTag && p.a.Dest.Tag != "" {
+				at = p.repo + ":" + ref
 			}
-			return classify(in.dest.host, fmt.Errorf("PUT manifest %s:%s: %w", p.repo, ref, err))
+			p.res.State, p.res.Cause = StateRefused, CauseRegistry
+			p.res.Reason = fmt.Sprintf("the registry refused manifest %s (%s) for %s: %s", pf.digest, pf.mediaType, at, refusal)
+			return false, nil
 		}
+		return false, classify(in.dest.host, fmt.Errorf("PUT manifest %s:%s: %w", p.repo, ref, err))
+	}
+	if count {
 		in.mu.Lock()
 		in.report.Blobs.Manifests++
 		in.mu.Unlock()
-		if in.jw != nil {
-			rec := store.ManifestRecord{Archive: in.vs.bom.ArchiveID, At: in.opts.Now(), MediaType: mt}
-			if root && p.a.Dest.Tag != "" {
-				rec.Tag = p.a.Dest.Tag
-			}
-			dest, repo, d := in.dest.key(), p.repo, pf.digest
-			in.jw.add(func(w *store.JournalWriter) error { return w.PutManifest(dest, repo, d, rec) })
-		}
 	}
-	p.res.State = StatePushed
-	return nil
+	if in.jw != nil {
+		rec := store.ManifestRecord{Archive: in.vs.bom.ArchiveID, At: in.opts.Now(), MediaType: pf.mediaType}
+		if byTag && p.a.Dest.Tag != "" {
+			rec.Tag = p.a.Dest.Tag
+		}
+		dest, repo, d := in.dest.key(), p.repo, pf.digest
+		in.jw.add(func(w *store.JournalWriter) error { return w.PutManifest(dest, repo, d, rec) })
+	}
+	return true, nil
 }
 
 // manifestRefusal explains a registry's "no" to a manifest, or returns ""
@@ -264,17 +363,36 @@ func manifestRefusal(err error, mediaType string) string {
 	if !errors.As(err, &se) || se.code < 400 || se.code >= 500 || se.code == http.StatusUnauthorized || se.code == http.StatusForbidden || se.code == http.StatusTooManyRequests {
 		return ""
 	}
-	msg := se.Error()
-	docker := mediaType == manifest.MediaTypeDockerManifest || mediaType == manifest.MediaTypeDockerList
+	if msg, ok := dockerRefusal(err, mediaType); ok {
+		return dockerAdvice(msg)
+	}
+	return se.Error()
+}
+
+// dockerRefusal reports whether err is a registry refusing a manifest for
+// its Docker media type, the way a default Zot does (MANIFEST_INVALID or
+// UNSUPPORTED with 400 or 415), with the registry's answer.
+func dockerRefusal(err error, mediaType string) (string, bool) {
+	if !manifest.IsDocker(mediaType) {
+		return "", false
+	}
+	var se *statusError
 	var te *transport.Error
-	if docker && errors.As(err, &te) && (se.code == http.StatusBadRequest || se.code == http.StatusUnsupportedMediaType) {
-		for _, d := range te.Errors {
-			if d.Code == transport.ManifestInvalidErrorCode || d.Code == transport.UnsupportedErrorCode {
-				return fmt.Sprintf("%v: %s. Either enable Docker media types in Zot (\"http\": {\"compat\": [\"docker2s2\"]}) or collect again with --convert-oci (as a last resort, ingest --convert-oci converts while pushing, which changes the manifests' digests)", ErrDockerMediaType, msg)
-			}
+	if !errors.As(err, &se) || se.code != http.StatusBadRequest && se.code != http.StatusUnsupportedMediaType || !errors.As(err, &te) {
+		return "", false
+	}
+	for _, d := range te.Errors {
+		if d.Code == transport.ManifestInvalidErrorCode || d.Code == transport.UnsupportedErrorCode {
+			return se.Error(), true
 		}
 	}
-	return msg
+	return "", false
+}
+
+// dockerAdvice is what to do about a refused Docker manifest: both ways
+// out, and the last resort.
+func dockerAdvice(msg string) string {
+	return fmt.Sprintf("%v: %s. Either enable Docker media types in Zot (\"http\": {\"compat\": [\"docker2s2\"]}) or collect again with --convert-oci (as a last resort, ingest --convert-oci converts while pushing, which changes the manifests' digests)", ErrDockerMediaType, msg)
 }
 
 func humanSize(n int64) string {

@@ -53,11 +53,18 @@ type Options struct {
 	// Mappings rewrite destination repositories (prefix FROM becomes TO)
 	// before the base path is added.
 	Mappings []Mapping
-	// Atomic pushes no manifest at all unless every artifact can be pushed:
-	// all-or-nothing.
+	// Atomic is all-or-nothing: no tag is set unless every artifact can go
+	// in. Every manifest is first stored by digest alone, since a registry
+	// may refuse one only when it is PUT; a refusal then leaves manifests
+	// stored by digest, but no tag, and every artifact refused.
 	Atomic bool
-	// DryRun reports what would go where and what the registry already has,
-	// and changes nothing: no upload, no journal record, no staging.
+	// DryRun reports what would go where and what the registry already has.
+	// It uploads no artifact's blob or manifest, records nothing in the
+	// journal and stages nothing. It does write to the registry once: the
+	// Docker media type probe stores a two-byte config blob and a tiny
+	// manifest by digest (never a tag) in the scratch repository
+	// BASE/ferry-probe (ProbeRepository) and deletes them again (a registry
+	// that refuses deletion keeps them, see DockerProbe.Cleanup).
 	DryRun bool
 	// PackVerifier checks Artifact Studio pack signatures again with the
 	// vendor's key; nil skips that check (the archive signature still
@@ -97,8 +104,8 @@ type Progress struct {
 	OnBlob func(b manifest.Blob, repo, outcome string)
 	// OnArtifact is called when an artifact is settled for this run.
 	OnArtifact func(r ArtifactResult)
-	// OnDockerProbe is called when a dry run has probed the registry's
-	// Docker media type rules, before anything else is looked at.
+	// OnDockerProbe is called when the run has probed the registry's
+	// Docker media type rules, before any blob is looked at.
 	OnDockerProbe func(p DockerProbe)
 }
 

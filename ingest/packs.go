@@ -87,15 +87,24 @@ func (in *ingester) checkPack(ctx context.Context, p *artifactPlan) error {
 	if in.opts.PackVerifier == nil && in.opts.PacksDir == "" {
 		return nil
 	}
+	// A detached signature is a few hundred bytes. Anything larger is
+	// refused before a byte is read: a capped read would stop short of the
+	// end, where the verifying reader checks the digest.
+	if pl.sig.Size < 0 || pl.sig.Size > maxPackSig {
+		return &packRefusal{msg: fmt.Sprintf("pack %s: signature file %s%s (%s) declares %d bytes, more than the %d a signature may have",
+			pl.name, pl.name, packSigSuffix, pl.sig.Digest, pl.sig.Size, maxPackSig)}
+	}
 	sigRC, err := in.blobReader(ctx, p.repo, pl.sig)
 	if err != nil {
 		return err
 	}
-	sig, err := io.ReadAll(io.LimitReader(sigRC, maxPackSig+1))
+	// Read to the end, which the verifying reader bounds by the size
+	// checked above, so the digest is checked too.
+	sig, err := io.ReadAll(sigRC)
 	sigRC.Close()
 	if err != nil {
 		if isBadContent(err) {
-			return &packRefusal{msg: fmt.Sprintf("pack %s: signature file %s: %v", pl.name, pl.sig.Digest, err)}
+			return &packRefusal{msg: fmt.Sprintf("pack %s: signature file %s%s (%s): %v", pl.name, pl.name, packSigSuffix, pl.sig.Digest, err)}
 		}
 		return err
 	}
@@ -105,51 +114,126 @@ func (in *ingester) checkPack(ctx context.Context, p *artifactPlan) error {
 	}
 	defer rc.Close()
 	var content io.Reader = rc
-	var tmp *os.File
+	var out *packOutput
 	if in.opts.PacksDir != "" {
-		if err := os.MkdirAll(in.opts.PacksDir, 0o755); err != nil {
-			return fmt.Errorf("packs folder: %w", err)
+		if out, err = newPackOutput(in.opts.PacksDir, pl.name); err != nil {
+			return err
 		}
-		if tmp, err = os.CreateTemp(in.opts.PacksDir, ".pack-*"); err != nil {
-			return fmt.Errorf("packs folder: %w", err)
-		}
-		defer func() {
-			if tmp != nil {
-				tmp.Close()
-				os.Remove(tmp.Name())
-			}
-		}()
-		content = io.TeeReader(rc, tmp)
+		defer out.discard()
+		content = io.TeeReader(rc, out)
 	}
 	if in.opts.PackVerifier != nil {
 		err = in.opts.PackVerifier.VerifyPack(ctx, content, sig)
-	} else {
+	}
+	if err == nil {
+		// Whatever the verifier left unread: the digest is checked at the
+		// end, and the copy in the packs folder must be whole.
 		_, err = io.Copy(io.Discard, content)
+	}
+	if out != nil && out.err != nil {
+		// The packs folder failed, not the pack.
+		return out.err
 	}
 	if err != nil {
 		if isBadContent(err) || in.opts.PackVerifier != nil {
-			return &packRefusal{msg: fmt.Sprintf("pack %s (%s%s, signature %s%s): %v", pl.name, pl.name, packSuffix, pl.name, packSigSuffix, err)}
+			return &packRefusal{msg: fmt.Sprintf("pack %s (%s%s %s, signature %s%s %s): %v",
+				pl.name, pl.name, packSuffix, pl.content.Digest, pl.name, packSigSuffix, pl.sig.Digest, err)}
 		}
 		return err
 	}
-	if tmp != nil {
-		zst := filepath.Join(in.opts.PacksDir, pl.name+packSuffix)
-		if err := tmp.Close(); err != nil {
+	if out != nil {
+		zst, sigPath, err := out.commit(sig)
+		if err != nil {
 			return err
-		}
-		if err := os.Rename(tmp.Name(), zst); err != nil {
-			return fmt.Errorf("packs folder: %w", err)
-		}
-		tmp = nil
-		sigPath := filepath.Join(in.opts.PacksDir, pl.name+packSigSuffix)
-		if err := os.WriteFile(sigPath, sig, 0o644); err != nil {
-			return fmt.Errorf("packs folder: %w", err)
 		}
 		in.mu.Lock()
 		in.report.PacksWritten = append(in.report.PacksWritten, zst, sigPath)
 		in.mu.Unlock()
 	}
 	return nil
+}
+
+// packOutput writes one pack into the packs folder: both files go to
+// temporary files beside their final names and are renamed only once the
+// content verified, the signature first, so that a <name>.zst there always
+// has its <name>.sig.bin and a failure leaves nothing of the pack.
+type packOutput struct {
+	dir, name string
+	tmp       *os.File // the .zst being written
+	err       error    // the first write to tmp that failed
+	done      bool
+}
+
+func newPackOutput(dir, name string) (*packOutput, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("packs folder %s: %w", dir, err)
+	}
+	tmp, err := os.CreateTemp(dir, ".pack-*"+packSuffix)
+	if err != nil {
+		return nil, fmt.Errorf("packs folder %s: pack %s: %w", dir, name, err)
+	}
+	return &packOutput{dir: dir, name: name, tmp: tmp}, nil
+}
+
+func (o *packOutput) Write(p []byte) (int, error) {
+	n, err := o.tmp.Write(p)
+	if err != nil && o.err == nil {
+		o.err = fmt.Errorf("packs folder %s: writing %s%s: %w", o.dir, o.name, packSuffix, err)
+	}
+	return n, err
+}
+
+// commit puts the verified content and its signature in place.
+func (o *packOutput) commit(sig []byte) (zst, sigPath string, err error) {
+	fail := func(what string, err error) (string, string, error) {
+		return "", "", fmt.Errorf("packs folder %s: %s: %w", o.dir, what, err)
+	}
+	zst = filepath.Join(o.dir, o.name+packSuffix)
+	sigPath = filepath.Join(o.dir, o.name+packSigSuffix)
+	if err := o.tmp.Sync(); err != nil {
+		return fail(o.name+packSuffix, err)
+	}
+	if err := o.tmp.Close(); err != nil {
+		return fail(o.name+packSuffix, err)
+	}
+	sigTmp, err := os.CreateTemp(o.dir, ".pack-*"+packSigSuffix)
+	if err != nil {
+		return fail(o.name+packSigSuffix, err)
+	}
+	defer func() {
+		if err != nil {
+			sigTmp.Close()
+			os.Remove(sigTmp.Name())
+		}
+	}()
+	if _, err := sigTmp.Write(sig); err != nil {
+		return fail(o.name+packSigSuffix, err)
+	}
+	if err := sigTmp.Sync(); err != nil {
+		return fail(o.name+packSigSuffix, err)
+	}
+	if err := sigTmp.Close(); err != nil {
+		return fail(o.name+packSigSuffix, err)
+	}
+	if err := os.Rename(sigTmp.Name(), sigPath); err != nil {
+		return fail(o.name+packSigSuffix, err)
+	}
+	if err := os.Rename(o.tmp.Name(), zst); err != nil {
+		// A signature without its pack would be harmless, but not tidy.
+		os.Remove(sigPath)
+		return fail(o.name+packSuffix, err)
+	}
+	o.done = true
+	return zst, sigPath, nil
+}
+
+// discard removes the temporary file unless commit put it in place.
+func (o *packOutput) discard() {
+	if o.done {
+		return
+	}
+	o.tmp.Close()
+	os.Remove(o.tmp.Name())
 }
 
 // blobReader reads a blob, verified, from this run's volumes or else from

@@ -28,6 +28,19 @@ const (
 	StateWouldPush = "would push"
 )
 
+// Causes of a refusal (ArtifactResult.Cause), which decide ferry's exit
+// code: content that did not verify is not the registry's saying no.
+const (
+	// CauseVerification: a blob failed its digest or a pack signature did
+	// not verify.
+	CauseVerification = "verification"
+	// CauseRegistry: the registry refused a manifest (or, probed, would).
+	CauseRegistry = "registry"
+	// CauseAtomic: nothing wrong with the artifact; --atomic held it back
+	// because another was refused.
+	CauseAtomic = "atomic"
+)
+
 // Report is the outcome of one ingest run.
 type Report struct {
 	ArchiveID string `json:"archiveID"`
@@ -50,9 +63,12 @@ type Report struct {
 	// StaleReferences are digest-pinned references whose digest the
 	// conversion changed.
 	StaleReferences []StaleReference `json:"staleReferences,omitempty"`
-	// DockerProbe is what a dry run found out about the registry and
+	// DockerProbe is what the run found out about the registry and
 	// Docker media types; nil when it did not probe.
 	DockerProbe *DockerProbe `json:"dockerProbe,omitempty"`
+	// Warnings are things the run chose not to do and why, e.g. an OCI
+	// index over Docker manifests that --convert-oci left as it is.
+	Warnings []string `json:"warnings,omitempty"`
 	// Cluster is the outcome of the cluster steps a caller ran after the
 	// push (cluster.Apply); Ingest never sets it.
 	Cluster *cluster.Result `json:"cluster,omitempty"`
@@ -92,6 +108,9 @@ type ArtifactResult struct {
 	Digest      string `json:"digest"`
 	State       string `json:"state"`
 	Reason      string `json:"reason,omitempty"`
+	// Cause is, for a refused artifact, one of the Cause* constants; empty
+	// otherwise (and in a status read from the journal).
+	Cause string `json:"cause,omitempty"`
 	// MissingBlobs and MissingBytes count what a waiting artifact lacks.
 	MissingBlobs int   `json:"missingBlobs,omitempty"`
 	MissingBytes int64 `json:"missingBytes,omitempty"`
@@ -104,6 +123,10 @@ type ArtifactResult struct {
 	PushedDigest string `json:"pushedDigest,omitempty"`
 	// Converted lists the manifests pushed in OCI form, old digest to new.
 	Converted []DigestChange `json:"converted,omitempty"`
+	// ConvertedByCollect lists the manifests `collect --convert-oci`
+	// converted, source digest to the one in the archive, as the signed
+	// bill of materials records them.
+	ConvertedByCollect []DigestChange `json:"convertedByCollect,omitempty"`
 }
 
 // Err summarises the report: ErrRefused when artifacts were refused,
@@ -152,6 +175,9 @@ type artifactPlan struct {
 	// Docker manifests and their bytes were at hand; validation accepts it
 	// as well as the archive's.
 	ociDigest string
+	// warning says why conversion left the artifact as it is; empty when
+	// it did not.
+	warning string
 }
 
 // planArtifacts computes each artifact's destination and refuses two
@@ -208,6 +234,9 @@ func planArtifacts(bom *manifest.BOM, dest destination, mappings []Mapping) ([]*
 			sep = "@"
 		}
 		p.res = ArtifactResult{Name: a.Name, Kind: a.Kind, Source: a.Source, Destination: dest.host + "/" + p.repo + sep + p.ref, Digest: a.Digest}
+		for _, c := range a.Converted {
+			p.res.ConvertedByCollect = append(p.res.ConvertedByCollect, DigestChange{From: c.From, To: c.To, MediaType: c.MediaType, Root: c.To == a.Digest})
+		}
 		plans = append(plans, p)
 	}
 	return plans, nil

@@ -4,18 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-
 	"github.com/ferrytool/ferry/manifest"
 )
 
-// ProbeRepository is the scratch repository, under the base path, that a
-// dry run probes Docker media types in.
+// ProbeRepository is the scratch repository, under the base path, that the
+// Docker media type probe stores its manifest in.
 const ProbeRepository = "ferry-probe"
 
 // Results of a Docker media type probe.
@@ -25,8 +22,9 @@ const (
 	ProbeUnknown = "unknown"
 )
 
-// DockerProbe is what a dry run found out about whether the registry takes
-// Docker schema 2 manifests, which a default Zot refuses.
+// DockerProbe is what a run found out about whether the registry takes
+// Docker schema 2 manifests, which a default Zot refuses. A dry run always
+// probes; a real run probes when it would push Docker manifests.
 type DockerProbe struct {
 	// Repository is the scratch repository the probe manifest went to.
 	Repository string `json:"repository"`
@@ -39,23 +37,28 @@ type DockerProbe struct {
 	// Cleanup says what became of the probe manifest; empty when it was
 	// never stored or was deleted.
 	Cleanup string `json:"cleanup,omitempty"`
-	// DockerArtifacts counts the artifacts with Docker manifests, which a
-	// refusing registry will not take without --convert-oci.
+	// DockerArtifacts counts the artifacts that would push Docker
+	// manifests as they are, which a refusing registry does not take.
 	DockerArtifacts int `json:"dockerArtifacts"`
+	// ConvertedArtifacts counts, with Options.ConvertOCI, the artifacts
+	// whose Docker manifests are pushed in their OCI form instead.
+	ConvertedArtifacts int `json:"convertedArtifacts,omitempty"`
+	// Refused counts the artifacts a real run refused because of the
+	// probe's answer, before any of their blobs was uploaded.
+	Refused int `json:"refused,omitempty"`
 }
-
-// probeConfig is the empty JSON object, the smallest config blob there is.
-var probeConfig = []byte("{}")
 
 // probeDocker stores a tiny Docker schema 2 manifest (no layers, the empty
 // config) by digest in the scratch repository, never under a tag, and
 // deletes it again: the one harmless way to learn what the registry's
 // manifest rules are before anything real is pushed.
 func (r *registry) probeDocker(ctx context.Context, repo string) DockerProbe {
+	// The empty JSON object, the smallest config blob there is.
+	config := []byte("{}")
 	pr := DockerProbe{Repository: repo, Result: ProbeUnknown}
-	cfg := manifest.Blob{Digest: digestOf(probeConfig), Size: int64(len(probeConfig)), MediaType: manifest.MediaTypeDockerConfig}
+	cfg := manifest.Blob{Digest: digestOf(config), Size: int64(len(config)), MediaType: manifest.MediaTypeDockerConfig}
 	job := uploadJob{repo: repo, blob: cfg, sessions: noSessions{}, open: func(context.Context) (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(probeConfig)), nil
+		return io.NopCloser(bytes.NewReader(config)), nil
 	}}
 	if _, err := r.pushBlob(ctx, job); err != nil {
 		pr.Detail = fmt.Sprintf("could not upload the probe's config blob to %s: %v", repo, err)
@@ -74,17 +77,10 @@ func (r *registry) probeDocker(ctx context.Context, repo string) DockerProbe {
 	}
 	d := digestOf(doc)
 	pr.Manifest = d
-	err = r.putManifest(ctx, repo, d, manifest.MediaTypeDockerManifest, doc)
-	if err != nil {
-		var se *statusError
-		var te *transport.Error
-		if errors.As(err, &se) && (se.code == http.StatusBadRequest || se.code == http.StatusUnsupportedMediaType) && errors.As(err, &te) {
-			for _, e := range te.Errors {
-				if e.Code == transport.ManifestInvalidErrorCode || e.Code == transport.UnsupportedErrorCode {
-					pr.Result, pr.Detail = ProbeRefuses, se.Error()
-					return pr
-				}
-			}
+	if err := r.putManifest(ctx, repo, d, manifest.MediaTypeDockerManifest, doc); err != nil {
+		if msg, ok := dockerRefusal(err, manifest.MediaTypeDockerManifest); ok {
+			pr.Result, pr.Detail = ProbeRefuses, msg
+			return pr
 		}
 		pr.Detail = fmt.Sprintf("PUT of a probe manifest to %s: %v", repo, err)
 		return pr
@@ -111,16 +107,68 @@ func (r *registry) deleteQuietly(ctx context.Context, u string) {
 	}
 }
 
-// dockerArtifacts counts the plans that hold a Docker manifest.
-func dockerArtifacts(plans []*artifactPlan) int {
-	n := 0
-	for _, p := range plans {
-		for _, m := range p.manifests {
-			if manifest.IsDocker(m.MediaType) {
-				n++
-				break
-			}
+// hasDocker reports whether the artifact's closure lists a Docker
+// manifest or manifest list.
+func (p *artifactPlan) hasDocker() bool {
+	_, ok := p.firstDocker()
+	return ok
+}
+
+// firstDocker returns the Docker manifest a refusing registry would trip
+// over first for the artifact: its own manifest when that is Docker, else
+// the first Docker child.
+func (p *artifactPlan) firstDocker() (manifest.Blob, bool) {
+	for i := len(p.manifests) - 1; i >= 0; i-- {
+		if m := p.manifests[i]; manifest.IsDocker(m.MediaType) {
+			return m, true
 		}
 	}
-	return n
+	return manifest.Blob{}, false
+}
+
+// pushesDocker reports whether the artifact would push Docker manifests
+// as they are: it has some, and convertOCI is off or leaves it alone (an
+// OCI index over Docker manifests, see convertPlan).
+func (p *artifactPlan) pushesDocker(convertOCI bool) bool {
+	return p.hasDocker() && (!convertOCI || p.warning != "")
+}
+
+// dockerCounts splits the artifacts with Docker manifests into those that
+// would push them as they are and those that convertOCI pushes as OCI.
+func dockerCounts(plans []*artifactPlan, convertOCI bool) (docker, converted int) {
+	for _, p := range plans {
+		switch {
+		case p.pushesDocker(convertOCI):
+			docker++
+		case p.hasDocker():
+			converted++
+		}
+	}
+	return docker, converted
+}
+
+// refuseDocker refuses, before any blob is uploaded, every artifact that
+// would push a Docker manifest into a registry the probe found refusing
+// them: otherwise its layers (gigabytes, often) would go up only for its
+// manifest to be refused at the end. An artifact whose tag already
+// resolves to its digest is left alone; assess finds it present.
+func (in *ingester) refuseDocker(ctx context.Context, pr *DockerProbe) error {
+	for _, p := range in.plans {
+		m, ok := p.firstDocker()
+		if !ok || !p.pushesDocker(in.opts.ConvertOCI) {
+			continue
+		}
+		got, err := in.reg.manifestDigest(ctx, p.repo, p.ref)
+		if err != nil {
+			return classify(in.dest.host, fmt.Errorf("HEAD %s:%s: %w", p.repo, p.ref, err))
+		}
+		if got == p.digest {
+			continue
+		}
+		p.res.State, p.res.Cause = StateRefused, CauseRegistry
+		p.res.Reason = fmt.Sprintf("the registry would refuse manifest %s (%s) for %s (probed in %s before any upload): %s",
+			m.Digest, m.MediaType, p.at(true), pr.Repository, dockerAdvice(pr.Detail))
+		pr.Refused++
+	}
+	return nil
 }

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -133,33 +131,6 @@ func (r *registry) startUpload(ctx context.Context, repo, digest, from string) (
 	return loc, false, err
 }
 
-// uploadStatus asks how much of an upload the registry holds.
-func (r *registry) uploadStatus(ctx context.Context, loc string) (offset int64, next string, err error) {
-	resp, err := r.do(ctx, http.MethodGet, loc, nil, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	if err := checkStatus(resp, http.StatusNoContent, http.StatusOK); err != nil {
-		return 0, "", err
-	}
-	next = loc
-	if resp.Header.Get("Location") != "" {
-		if next, err = resolve(resp); err != nil {
-			return 0, "", err
-		}
-	}
-	// "0-N" means N+1 bytes; "0-0" is also what an empty upload says, so it
-	// is read as empty and a wrong guess ends in 416 and a fresh start.
-	rng := strings.TrimPrefix(resp.Header.Get("Range"), "bytes=")
-	if _, end, ok := strings.Cut(rng, "-"); ok {
-		if n, err := strconv.ParseInt(end, 10, 64); err == nil && n > 0 {
-			offset = n + 1
-		}
-	}
-	return offset, next, nil
-}
-
 func (r *registry) cancelUpload(loc string) {
 	if loc == "" {
 		return
@@ -248,6 +219,11 @@ func (r *registry) uploadStreamed(ctx context.Context, j uploadJob, loc string) 
 	d := j.blob.Digest
 	var offset int64
 	outcome := BlobUploaded
+	// fresh: nothing was sent on the session yet, so its first PATCH may
+	// stream without a Content-Range. Every later one says where it starts:
+	// an offset read while the registry was still writing a dropped request
+	// is refused then (416), instead of appended where it does not belong.
+	fresh := loc != ""
 	if loc == "" {
 		if saved, ok := j.sessions.load(j.repo, d); ok {
 			if off, next, err := r.uploadStatus(ctx, saved); err == nil {
@@ -270,6 +246,7 @@ func (r *registry) uploadStreamed(ctx context.Context, j uploadJob, loc string) 
 		}
 		offset = 0
 		outcome = BlobUploaded
+		fresh = true
 		j.sessions.save(j.repo, d, loc)
 		return nil
 	}
@@ -295,9 +272,10 @@ func (r *registry) uploadStreamed(ctx context.Context, j uploadJob, loc string) 
 		// Expect: 100-continue lets the registry refuse a stale session or
 		// range before the body is on its way.
 		hdr := http.Header{"Content-Type": {"application/octet-stream"}, "Expect": {"100-continue"}}
-		if offset > 0 {
+		if offset > 0 || !fresh {
 			hdr.Set("Content-Range", fmt.Sprintf("%d-%d", offset, j.blob.Size-1))
 		}
+		fresh = false
 		resp, err := r.do(ctx, http.MethodPatch, loc, hdr, sizedBody{r: body, n: j.blob.Size - offset})
 		if err == nil {
 			if err = checkStatus(resp, http.StatusAccepted, http.StatusNoContent, http.StatusCreated); err == nil {
@@ -331,7 +309,7 @@ func (r *registry) uploadStreamed(ctx context.Context, j uploadJob, loc string) 
 		if err := sleepCtx(ctx, r.policy.wait(failures, retryAfterOf(err))); err != nil {
 			return "", err
 		}
-		off, next, serr := r.uploadStatus(ctx, loc)
+		off, next, serr := r.settledStatus(ctx, loc)
 		if serr != nil {
 			if errors.As(serr, &se) && (se.code == http.StatusNotFound || se.code == http.StatusBadRequest) {
 				if err := restart(); err != nil {

@@ -54,16 +54,22 @@ func (v *Validation) OK() bool {
 }
 
 // Err is nil when everything checked out, else ErrValidation naming what
-// did not.
+// did not, also wrapping ErrWrongDigest when a tag resolves to other
+// content.
 func (v *Validation) Err() error {
 	var bad []string
+	wrong := false
 	for _, a := range v.Artifacts {
 		if a.Status != ValidOK {
 			bad = append(bad, fmt.Sprintf("%s:%s (%s)", a.Repository, a.Ref, a.Status))
+			wrong = wrong || a.Status == ValidWrongDigest
 		}
 	}
 	if len(bad) == 0 {
 		return nil
+	}
+	if wrong {
+		return fmt.Errorf("%w: %w: %d of %d: %s", ErrValidation, ErrWrongDigest, len(bad), len(v.Artifacts), strings.Join(bad, "; "))
 	}
 	return fmt.Errorf("%w: %d of %d: %s", ErrValidation, len(bad), len(v.Artifacts), strings.Join(bad, "; "))
 }

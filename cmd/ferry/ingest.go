@@ -83,8 +83,10 @@ func ingestCommand(env *environment) *cli.Command {
 			"Credentials: --username with --password-stdin or " + envRegistryPassword + " (the user name may\n" +
 			"also come from " + envRegistryUsername + "); without them, the docker config\n" +
 			"(~/.docker/config.json and its credential helpers). Passwords are never printed or recorded.\n\n" +
-			"--dry-run also probes whether the registry takes Docker schema 2 manifests (a default Zot does\n" +
-			"not): a tiny manifest stored by digest in BASE/" + ingest.ProbeRepository + " and deleted again.\n\n" +
+			"Whether the registry takes Docker schema 2 manifests (a default Zot does not) is probed with a\n" +
+			"tiny manifest stored by digest (never a tag) in BASE/" + ingest.ProbeRepository + " and deleted again: always with\n" +
+			"--dry-run, and before any upload when the archive holds Docker manifests, so that a refusing\n" +
+			"registry refuses those artifacts before their layers are sent.\n\n" +
 			"With --project-namespace, the cluster steps of `ferry cluster apply` follow a complete push:\n" +
 			"the archive's bundle is imported into the hub, the workload namespace allowed, the Zot variables\n" +
 			"set and the Zot CA copied to the spoke; --dry-run shows their diffs too.\n\n" +
@@ -99,7 +101,7 @@ func ingestCommand(env *environment) *cli.Command {
 			&cli.BoolFlag{Name: "plain-http", Usage: "talk plain HTTP to the registry", Destination: &f.plainHTTP},
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "parallel uploads", Destination: &f.jobs},
 			&cli.IntFlag{Name: "retries", Value: 6, Usage: "attempts per request on 429, 5xx and lost connections (Retry-After is honoured)", Destination: &f.retries},
-			&cli.BoolFlag{Name: "dry-run", Usage: "show what would go where and what the registry already has; change nothing", Destination: &f.dryRun},
+			&cli.BoolFlag{Name: "dry-run", Usage: "show what would go where and what the registry already has; push no artifact, record nothing (only the Docker media type probe stores a tiny manifest by digest in BASE/" + ingest.ProbeRepository + " and deletes it)", Destination: &f.dryRun},
 			&cli.BoolFlag{Name: "validate-only", Usage: "only check the registry: catalog lists every destination, every tag resolves to its digest", Destination: &f.validateOnly},
 			&cli.BoolFlag{Name: "status", Usage: "from the journal alone: what is in, what waits for which volume", Destination: &f.status},
 			&cli.BoolFlag{Name: "atomic", Usage: "all or nothing: push no manifest unless every artifact can go in", Destination: &f.atomic},
@@ -396,18 +398,11 @@ func ingestExit(err error, rep *ingest.Report) error {
 	case errors.Is(err, ingest.ErrVolumes), errors.Is(err, ingest.ErrConflict), errors.Is(err, ingest.ErrNoJournal):
 		return withCode(ExitUsage, err)
 	case errors.Is(err, ingest.ErrRefused):
-		if rep != nil && !rep.Atomic {
-			for _, a := range rep.Artifacts {
-				if a.State == ingest.StatePushed || a.State == ingest.StatePresent {
-					return withCode(ExitPartial, err)
-				}
-			}
-		}
-		return withCode(ExitVerify, err)
+		return withCode(refusalExit(rep), err)
 	case errors.Is(err, ingest.ErrIncomplete):
 		return withCode(ExitIncomplete, err)
 	case errors.Is(err, ingest.ErrValidation):
-		if strings.Contains(err.Error(), ingest.ValidWrongDigest) {
+		if errors.Is(err, ingest.ErrWrongDigest) {
 			return withCode(ExitVerify, err)
 		}
 		return withCode(ExitIncomplete, err)
@@ -415,6 +410,32 @@ func ingestExit(err error, rep *ingest.Report) error {
 		return withCode(ExitIncomplete, err)
 	}
 	return err
+}
+
+// refusalExit is the exit code for refused artifacts: partial when some
+// went in (never with --atomic, where nothing did), else by what refused
+// them: content that failed verification before a registry's no.
+func refusalExit(rep *ingest.Report) int {
+	if rep == nil {
+		return ExitVerify
+	}
+	if !rep.Atomic {
+		for _, a := range rep.Artifacts {
+			if a.State == ingest.StatePushed || a.State == ingest.StatePresent {
+				return ExitPartial
+			}
+		}
+	}
+	code := ExitVerify
+	for _, a := range rep.Artifacts {
+		switch a.Cause {
+		case ingest.CauseVerification:
+			return ExitVerify
+		case ingest.CauseRegistry:
+			code = ExitRegistry
+		}
+	}
+	return code
 }
 
 func runIngestStatus(c *cli.Context, env *environment, f *ingestFlags) error {

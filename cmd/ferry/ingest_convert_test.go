@@ -1,8 +1,12 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -100,8 +104,17 @@ func TestIngestZotRulesRefuseDockerManifestsAndNothingElse(t *testing.T) {
 		"refused", b.docker.name, b.list.name, "MANIFEST_INVALID",
 		`"compat": ["docker2s2"]`, "collect again with --convert-oci",
 	}, b.args(b.fx.volumes...)...)
-	if n := b.zot.Refused.Load(); n < 2 {
-		t.Errorf("the Zot rules refused %d manifest PUTs, want at least 2", n)
+	// The probe's manifest is the only one refused: the Docker artifacts
+	// are refused before any of their blobs is sent.
+	if n := b.zot.Refused.Load(); n != 1 {
+		t.Errorf("the Zot rules refused %d manifest PUTs, want 1 (the probe)", n)
+	}
+	for repo, layers := range map[string][]string{b.docker.dest.Repository: b.dockerLayers, b.list.dest.Repository: flatten(b.listChildLayers)} {
+		for _, d := range layers {
+			if blobIn(t, b.reg, ingestBase+"/"+repo, d) {
+				t.Errorf("layer %s of a refused Docker artifact was uploaded to %s", d, repo)
+			}
+		}
 	}
 	// Nothing else in the archive is affected.
 	for _, a := range []fixtureArtifact{b.oci, b.chart} {
@@ -212,16 +225,26 @@ func TestIngestConvertOCIIntoZotRules(t *testing.T) {
 		t.Errorf("stale reference: %+v", s)
 	}
 
-	// A second run finds everything present and still lists the changes
-	// and the stale reference in its table.
+	// A second run finds everything present, pushes no manifest, and
+	// still lists the changes and the stale reference in its table.
 	r = mustFerry(t, b.args(append([]string{"--convert-oci"}, b.fx.volumes...)...)...)
 	for _, want := range []string{"converted to OCI: 4 manifest(s)", "tag " + dc[0].From + " -> " + dc[0].To, "no longer match", "templates/mongodb.yaml"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("second run's report lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if strings.Contains(r.stdout, "pushed ") && !strings.Contains(r.stdout, "present") {
-		t.Errorf("second run pushed again:\n%s", r.stdout)
+	r = mustFerry(t, b.args(append([]string{"--convert-oci", "--output", "json"}, b.fx.volumes...)...)...)
+	var again ingest.Report
+	if err := json.Unmarshal([]byte(r.stdout), &again); err != nil {
+		t.Fatalf("second report: %v\n%s", err, r.stdout)
+	}
+	if again.Blobs.Manifests != 0 || len(again.Artifacts) != len(rep.Artifacts) {
+		t.Errorf("second run pushed %d manifest(s), reported %d artifacts", again.Blobs.Manifests, len(again.Artifacts))
+	}
+	for _, a := range again.Artifacts {
+		if a.State != ingest.StatePresent {
+			t.Errorf("second run: %s is %s (%s), want present", a.Name, a.State, a.Reason)
+		}
 	}
 
 	// Validation expects the converted digests, with or without the flag.
@@ -251,8 +274,23 @@ func TestIngestDryRunProbesDockerMediaTypes(t *testing.T) {
 		return *rep.DockerProbe
 	}
 	zp := probe(b.zot.Host)
-	if zp.Result != ingest.ProbeRefuses || zp.DockerArtifacts != 2 {
+	if zp.Result != ingest.ProbeRefuses || zp.DockerArtifacts != 2 || zp.ConvertedArtifacts != 0 {
 		t.Errorf("probe of the Zot rules: %+v", zp)
+	}
+	// With --convert-oci the Docker artifacts go in converted: the probe
+	// says so, not that they would be refused.
+	b.host = b.zot.Host
+	r := mustFerry(t, b.args(append([]string{"--dry-run", "--convert-oci", "--output", "json"}, b.fx.volumes...)...)...)
+	var crep ingest.Report
+	if err := json.Unmarshal([]byte(r.stdout), &crep); err != nil || crep.DockerProbe == nil {
+		t.Fatalf("dry-run report: %v\n%s", err, r.stdout)
+	}
+	if cp := *crep.DockerProbe; cp.Result != ingest.ProbeRefuses || cp.DockerArtifacts != 0 || cp.ConvertedArtifacts != 2 {
+		t.Errorf("probe with --convert-oci: %+v", cp)
+	}
+	r = mustFerry(t, b.args(append([]string{"--dry-run", "--convert-oci"}, b.fx.volumes...)...)...)
+	if first, _, _ := strings.Cut(r.stdout, "\n"); !strings.Contains(first, "2 artifact(s) have Docker manifests and will be converted to OCI") || strings.Contains(first, "would be refused") {
+		t.Errorf("dry run with --convert-oci opens with:\n%s", first)
 	}
 	pp := probe(b.reg.Host)
 	if pp.Result != ingest.ProbeAccepts || pp.Cleanup != "" {
@@ -260,7 +298,7 @@ func TestIngestDryRunProbesDockerMediaTypes(t *testing.T) {
 	}
 	// The table says so first.
 	b.host = b.zot.Host
-	r := mustFerry(t, b.args(append([]string{"--dry-run"}, b.fx.volumes...)...)...)
+	r = mustFerry(t, b.args(append([]string{"--dry-run"}, b.fx.volumes...)...)...)
 	if first, _, _ := strings.Cut(r.stdout, "\n"); !strings.Contains(first, "registry refuses Docker media types") || !strings.Contains(first, "--convert-oci") {
 		t.Errorf("dry run does not open with the probe:\n%s", r.stdout)
 	}
@@ -303,5 +341,108 @@ func TestIngestDryRunProbesDockerMediaTypes(t *testing.T) {
 	// And a dry run pushed nothing else.
 	if got := destDigest(t, b.reg, b.ref(b.oci)); got != "" {
 		t.Errorf("dry run pushed %s", b.oci.name)
+	}
+}
+
+func flatten(m map[string][]string) []string {
+	var out []string
+	for _, l := range m {
+		out = append(out, l...)
+	}
+	return out
+}
+
+// blobIn reports whether a repository of the registry holds a blob.
+func blobIn(t *testing.T, reg *testbed.Registry, repo, digest string) bool {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodHead, reg.URL()+"/v2/"+repo+"/blobs/"+digest, nil)
+	req.SetBasicAuth(reg.Username, reg.Password)
+	resp, err := reg.HTTPClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// startProbeBlocker puts a TLS proxy in front of the Zot rules that
+// forbids the scratch repository of the Docker probe, so that ingest
+// cannot tell beforehand and meets the refusal when it PUTs manifests.
+func startProbeBlocker(t *testing.T, zot *testbed.ZotRules, ca *testbed.CA) string {
+	t.Helper()
+	target, err := url.Parse(zot.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = zot.HTTPClient().Transport
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/"+ingest.ProbeRepository+"/") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte(`{"errors":[{"code":"DENIED","message":"the test forbids the probe"}]}`))
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	certPEM, keyPEM := ca.Issue(t)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// --atomic into a registry that refuses Docker manifests: no tag of any
+// artifact, whether the refusal comes when the manifests are PUT (the
+// probe could not tell) or from the probe before any upload; and the exit
+// code says the registry refused.
+func TestIngestAtomicIntoZotRulesTagsNothing(t *testing.T) {
+	b := newZotIngestBed(t)
+	b.fx = &fixtureArchive{dir: t.TempDir(), artifacts: []fixtureArtifact{b.oci, b.docker}}
+	b.fx.write(t, 64<<20)
+	noTags := func(when string) {
+		t.Helper()
+		for _, a := range []fixtureArtifact{b.oci, b.docker} {
+			if got := destDigest(t, b.reg, b.ref(a)); got != "" {
+				t.Errorf("%s: %s's tag resolves to %s", when, a.name, got)
+			}
+		}
+	}
+
+	b.host = startProbeBlocker(t, b.zot, b.reg.CA)
+	args := b.args(append([]string{"--atomic", "--output", "json"}, b.fx.volumes...)...)
+	r := wantFail(t, ExitRegistry, []string{"MANIFEST_INVALID", "--atomic: no tag was set"}, args...)
+	noTags("refused at PUT time")
+	if b.zot.Refused.Load() == 0 {
+		t.Error("the Zot rules refused no manifest PUT")
+	}
+	var rep ingest.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, r.stdout)
+	}
+	if rep.DockerProbe == nil || rep.DockerProbe.Result != ingest.ProbeUnknown {
+		t.Errorf("probe through the blocker: %+v", rep.DockerProbe)
+	}
+	causes := map[string]string{}
+	for _, a := range rep.Artifacts {
+		if a.State != ingest.StateRefused {
+			t.Errorf("%s: %s, want refused", a.Name, a.State)
+		}
+		causes[a.Name] = a.Cause
+	}
+	if causes[b.docker.name] != ingest.CauseRegistry || causes[b.oci.name] != ingest.CauseAtomic {
+		t.Errorf("causes: %v", causes)
+	}
+
+	b.host = b.zot.Host
+	before := b.zot.Refused.Load()
+	wantFail(t, ExitRegistry, []string{"probed in", "MANIFEST_INVALID", "--atomic: nothing is pushed"}, b.args(append([]string{"--atomic"}, b.fx.volumes...)...)...)
+	noTags("refused by the probe")
+	if n := b.zot.Refused.Load() - before; n != 1 {
+		t.Errorf("the Zot rules refused %d manifest PUTs, want 1 (the probe)", n)
 	}
 }

@@ -68,8 +68,8 @@ func ingestProgress(prog progress, dryRun bool) ingest.Progress {
 	}
 }
 
-// probeLine says what the dry run's probe found, and what follows from it
-// for this archive.
+// probeLine says what the probe found, and what follows from it for this
+// archive.
 func probeLine(p ingest.DockerProbe) string {
 	switch p.Result {
 	case ingest.ProbeAccepts:
@@ -80,8 +80,15 @@ func probeLine(p ingest.DockerProbe) string {
 		return s
 	case ingest.ProbeRefuses:
 		s := "registry refuses Docker media types (probed in " + p.Repository + ": " + p.Detail + ")"
-		if p.DockerArtifacts > 0 {
-			s += fmt.Sprintf("; %d artifact(s) have Docker manifests and would be refused: enable \"http\": {\"compat\": [\"docker2s2\"]} in Zot, collect again with --convert-oci, or ingest with --convert-oci", p.DockerArtifacts)
+		const ways = `enable "http": {"compat": ["docker2s2"]} in Zot, collect again with --convert-oci, or ingest with --convert-oci`
+		switch {
+		case p.Refused > 0:
+			s += fmt.Sprintf("; %d artifact(s) with Docker manifests refused before any of their blobs was sent: %s", p.Refused, ways)
+		case p.DockerArtifacts > 0:
+			s += fmt.Sprintf("; %d artifact(s) have Docker manifests and would be refused: %s", p.DockerArtifacts, ways)
+		}
+		if p.ConvertedArtifacts > 0 {
+			s += fmt.Sprintf("; %d artifact(s) have Docker manifests and will be converted to OCI (--convert-oci)", p.ConvertedArtifacts)
 		}
 		return s
 	}
@@ -117,6 +124,9 @@ func printIngestReport(w io.Writer, r *ingest.Report) {
 		}
 	}
 	tw.Flush()
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
 	printDigestChanges(w, r)
 	b := r.Blobs
 	vols := make([]string, 0, len(r.Volumes))
@@ -129,7 +139,10 @@ func printIngestReport(w io.Writer, r *ingest.Report) {
 		fmt.Fprintln(w)
 	}
 	if r.DryRun {
-		fmt.Fprintf(w, "registry has %d of the blobs already; %d are in volumes not given; nothing was changed (dry run)\n", b.Found, b.Missing)
+		fmt.Fprintf(w, "registry has %d of the blobs already; %d are in volumes not given; nothing was pushed or recorded (dry run)\n", b.Found, b.Missing)
+		if p := r.DockerProbe; p != nil && p.Result == ingest.ProbeAccepts && p.Cleanup == "" {
+			fmt.Fprintf(w, "the Docker media type probe stored manifest %s by digest in %s and deleted it\n", shortDigest(p.Manifest), p.Repository)
+		}
 		return
 	}
 	fmt.Fprintf(w, "blobs: %d uploaded, %d resumed, %d mounted, %d already there, %d in volumes not given, %d bad; %s sent; %d manifests pushed\n",
@@ -208,32 +221,36 @@ func printStatus(w io.Writer, st *ingest.StatusReport) {
 }
 
 // printDigestChanges lists every digest --convert-oci changed, per
-// artifact, and the digest-pinned references left stale by it.
+// artifact, and the digest-pinned references left stale by it or by
+// collect's conversion.
 func printDigestChanges(w io.Writer, r *ingest.Report) {
-	n := 0
+	n, byCollect := 0, 0
 	for _, a := range r.Artifacts {
 		n += len(a.Converted)
+		byCollect += len(a.ConvertedByCollect)
 	}
-	if n == 0 {
-		return
-	}
-	verb := "converted to OCI"
-	if r.DryRun {
-		verb = "would convert to OCI"
-	}
-	fmt.Fprintf(w, "\n%s: %d manifest(s); their digests changed, layers did not:\n", verb, n)
-	for _, a := range r.Artifacts {
-		if len(a.Converted) == 0 {
-			continue
+	if n > 0 {
+		verb := "converted to OCI"
+		if r.DryRun {
+			verb = "would convert to OCI"
 		}
-		fmt.Fprintf(w, "  %s\n", a.Name)
-		for _, c := range a.Converted {
-			what := "child"
-			if c.Root {
-				what = "tag"
+		fmt.Fprintf(w, "\n%s: %d manifest(s); their digests changed, layers did not:\n", verb, n)
+		for _, a := range r.Artifacts {
+			if len(a.Converted) == 0 {
+				continue
 			}
-			fmt.Fprintf(w, "    %s %s -> %s\n", what, c.From, c.To)
+			fmt.Fprintf(w, "  %s\n", a.Name)
+			for _, c := range a.Converted {
+				what := "child"
+				if c.Root {
+					what = "tag"
+				}
+				fmt.Fprintf(w, "    %s %s -> %s\n", what, c.From, c.To)
+			}
 		}
+	}
+	if byCollect > 0 {
+		fmt.Fprintf(w, "\n%d manifest(s) were converted to OCI by collect --convert-oci (both digests are in the signed bill of materials)\n", byCollect)
 	}
 	if len(r.StaleReferences) == 0 {
 		return

@@ -38,6 +38,11 @@ type ProxyOptions struct {
 	Seed uint64
 	// Only, when set, limits faults to the requests it accepts.
 	Only func(*http.Request) bool
+	// Respond, when set, sees each answer the registry gives and may change
+	// its headers and status code (it returns the code to send), to play a
+	// registry that answers wrong: one still writing a dropped upload
+	// reports a shorter Range than it will hold, say.
+	Respond func(r *http.Request, code int, h http.Header) int
 }
 
 // Proxy is a reverse proxy in front of a [Registry] that injects faults and
@@ -249,7 +254,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for k, v := range resp.Header {
 		w.Header()[k] = v
 	}
-	w.WriteHeader(resp.StatusCode)
+	code := resp.StatusCode
+	if p.opts.Respond != nil {
+		code = p.opts.Respond(r, code, w.Header())
+	}
+	w.WriteHeader(code)
 	if fault == "reset" && r.Method == http.MethodGet && resp.ContentLength != 0 {
 		n := resp.ContentLength / 2
 		if n <= 0 {
