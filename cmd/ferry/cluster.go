@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/ferrytool/ferry/ingest"
 	"github.com/ferrytool/ferry/ingest/cluster"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/verify"
 )
 
 // clusterOptions are the flags of the cluster steps. `ferry cluster` uses
@@ -162,6 +164,7 @@ type clusterCommandFlags struct {
 	clusterOptions
 	registry string
 	bundle   string
+	key      string
 	output   string
 	quiet    bool
 }
@@ -169,19 +172,42 @@ type clusterCommandFlags struct {
 func (f *clusterCommandFlags) flags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "registry", Usage: "where the content was pushed, `HOST:PORT/BASE` (e.g. 10.10.233.0:30003/spectro-content)", Destination: &f.registry},
-		&cli.StringFlag{Name: "bundle", Usage: "Profile Bundle archive `FILE` (<bundle>-<version>.tar.gz) to import into the project namespace", Destination: &f.bundle},
+		&cli.StringFlag{Name: "bundle", Usage: "Profile Bundle archive `FILE` (<bundle>-<version>.tar.gz) to import into the project namespace; or give ferry's archive volumes as arguments", Destination: &f.bundle},
+		&cli.StringFlag{Name: "key", Usage: "public key (PEM) the archive volumes given as arguments must be signed with", Destination: &f.key},
 		outputFlag(&f.output),
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress messages", Destination: &f.quiet},
 	}, append(clusterFlags(&f.clusterOptions), clusterDryRunFlag(&f.clusterOptions), digestMapFlag(&f.clusterOptions))...)
 }
 
-// load checks the flags, reads the bundle and builds the options.
-func (f *clusterCommandFlags) load() (cluster.Options, error) {
+// load checks the flags, reads the bundle (from --bundle, or from the
+// archive volumes given as arguments) and builds the options.
+func (f *clusterCommandFlags) load(ctx context.Context, volumes []string) (cluster.Options, error) {
 	if err := checkOutput(f.output); err != nil {
 		return cluster.Options{}, err
 	}
 	var bundle *manifest.Bundle
-	if f.bundle != "" {
+	switch {
+	case len(volumes) > 0 && f.bundle != "":
+		return cluster.Options{}, usageErrorf("give either --bundle or archive volumes, not both")
+	case len(volumes) > 0:
+		if f.key == "" {
+			return cluster.Options{}, usageErrorf("--key: the public key the archive is signed with (the bundle is read only after its signature is checked)")
+		}
+		if f.registry == "" {
+			return cluster.Options{}, usageErrorf("--registry: where the archive was pushed, HOST:PORT/BASE")
+		}
+		v, err := verify.VerifierFromFile(f.key)
+		if err != nil {
+			return cluster.Options{}, withCode(ExitUsage, err)
+		}
+		bundle, err = ingest.Bundles(ctx, volumes, ingest.Options{Registry: f.registry, Verifier: v})
+		if err != nil {
+			return cluster.Options{}, ingestExit(err, nil)
+		}
+		if bundle == nil {
+			return cluster.Options{}, withCode(ExitIncomplete, fmt.Errorf("the archive carries no Profile Bundle"))
+		}
+	case f.bundle != "":
 		file, err := os.Open(f.bundle)
 		if err != nil {
 			return cluster.Options{}, usageErrorf("--bundle: %v", err)
@@ -209,8 +235,9 @@ func clusterCommand(env *environment) *cli.Command {
 func clusterApplyCommand(env *environment) *cli.Command {
 	var f clusterCommandFlags
 	return &cli.Command{
-		Name:  "apply",
-		Usage: "import the bundle, allow the workload namespace, set the Zot variables, copy the Zot CA to the spoke",
+		Name:      "apply",
+		ArgsUsage: "[VOLUME...]",
+		Usage:     "import the bundle, allow the workload namespace, set the Zot variables, copy the Zot CA to the spoke",
 		Description: "Does what the PaletteAI air-gap guide asks an operator to type after mirroring:\n" +
 			"  1. bundle import: the bundle's objects whose kinds the hub serves are applied to the project\n" +
 			"     namespace (server-side apply, field manager ferry); chart references are pointed at\n" +
@@ -220,14 +247,13 @@ func clusterApplyCommand(env *environment) *cli.Command {
 			"     keeping every other variable\n" +
 			"  4. on the spoke: wait for Secret zot-ca or oci-tls-hub in mural-system, create the workload\n" +
 			"     namespace and Secret zot-ca in it (Opaque, ca.crt only)\n" +
-			"Every step is idempotent and says whether it changed anything. --dry-run shows the diffs.\n\n" +
+			"Every step is idempotent and says whether it changed anything. --dry-run shows the diffs.\n" +
+			"The bundle comes from --bundle FILE, or from ferry's archive volumes given as arguments\n" +
+			"(checked against --key first; `ferry ingest` with these flags runs the same steps after its push).\n\n" +
 			exitCodesHelp,
 		Flags: f.flags(),
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return usageErrorf("cluster apply takes no arguments, got %q", c.Args().First())
-			}
-			opts, err := f.load()
+			opts, err := f.load(c.Context, c.Args().Slice())
 			if err != nil {
 				return err
 			}
@@ -252,17 +278,15 @@ func clusterApplyCommand(env *environment) *cli.Command {
 func clusterValidateCommand(env *environment) *cli.Command {
 	var f clusterCommandFlags
 	return &cli.Command{
-		Name:  "validate",
-		Usage: "check the end state of `cluster apply` without changing anything",
+		Name:      "validate",
+		ArgsUsage: "[VOLUME...]",
+		Usage:     "check the end state of `cluster apply` without changing anything",
 		Description: "Checks that the Project's allow-list holds the workload namespace, the three Zot variables\n" +
 			"hold the expected values, the spoke's workload namespace holds Secret zot-ca (Opaque, ca.crt),\n" +
 			"and, with --bundle, that the imported objects exist. Exits 1 when a check fails.\n\n" + exitCodesHelp,
 		Flags: f.flags(),
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return usageErrorf("cluster validate takes no arguments, got %q", c.Args().First())
-			}
-			opts, err := f.load()
+			opts, err := f.load(c.Context, c.Args().Slice())
 			if err != nil {
 				return err
 			}

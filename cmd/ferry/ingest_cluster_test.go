@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -164,4 +165,25 @@ func TestIngestRunsClusterSteps(t *testing.T) {
 
 	// Cluster flags without the project namespace are a usage error.
 	wantFail(t, ExitUsage, []string{"--project-namespace"}, b.args("--workload-namespace", "clearml", b.fx.volumes[0])...)
+
+	// `ferry cluster` reads the bundle from the archive too, after checking
+	// its signature: validate finds the imported objects, and apply imports
+	// them again (without --rewrite-digests the WorkloadProfile gets its
+	// archived pin back) and changes nothing else.
+	clusterOnly := []string{"--registry", b.host + "/" + ingestBase, "--key", b.fx.pub, "--hub-context", "hub", "--project-namespace", "team",
+		"--workload-namespace", "clearml", "--spoke-context", "spoke", "--wait-timeout", "30s"}
+	r = mustFerry(t, append(append([]string{"cluster", "validate"}, clusterOnly...), b.fx.volumes...)...)
+	if !strings.Contains(r.stdout, "WorkloadProfile team/clearml") {
+		t.Errorf("cluster validate from the archive does not check the imported WorkloadProfile:\n%s", r.stdout)
+	}
+	r = mustFerry(t, append(append([]string{"cluster", "apply", "--quiet"}, clusterOnly...), b.fx.volumes...)...)
+	for _, want := range []string{"WorkloadProfile team/clearml", "project-admission (hub): unchanged", "mural-variables (hub): unchanged", "spoke-zot-ca (spoke): unchanged"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("cluster apply from the archive lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	other := filepath.Join(t.TempDir(), "other")
+	mustFerry(t, "key", "generate", "--output", other)
+	wantFail(t, ExitVerify, []string{"signature"}, append(append([]string{"cluster", "apply"}, append(clusterOnly, "--key", other+".pub")...), b.fx.volumes...)...)
+	wantFail(t, ExitUsage, []string{"--key"}, append([]string{"cluster", "apply", "--registry", b.host + "/" + ingestBase, "--project-namespace", "team", "--workload-namespace", "clearml"}, b.fx.volumes...)...)
 }
