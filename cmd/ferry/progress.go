@@ -33,15 +33,24 @@ func newProgress(w io.Writer, quiet bool) progress {
 		return &plainProgress{w: io.Discard}
 	}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return &barProgress{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond)), w: w}
+		return newBarProgress(w)
 	}
 	return &plainProgress{w: w}
 }
 
+func newBarProgress(w io.Writer) *barProgress {
+	return &barProgress{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond)), w: w}
+}
+
+// barProgress draws mpb bars. It keeps every bar it made: mpb's Wait blocks
+// until each bar completes, and a bar whose total is an upper bound (bytes
+// the registry turned out to have already, a download that failed) never
+// reaches it, so Wait completes them itself.
 type barProgress struct {
-	p  *mpb.Progress
-	w  io.Writer
-	mu sync.Mutex
+	p    *mpb.Progress
+	w    io.Writer
+	mu   sync.Mutex
+	bars []*mpbBar
 }
 
 func (b *barProgress) Bar(name string, total int64) bar {
@@ -52,7 +61,11 @@ func (b *barProgress) Bar(name string, total int64) bar {
 		mpb.PrependDecorators(decor.Name(name, decor.WC{W: 34, C: decor.DindentRight})),
 		mpb.AppendDecorators(decor.Counters(decor.SizeB1024(0), "% .1f / % .1f"), decor.Name(" "), decor.AverageSpeed(decor.SizeB1024(0), "% .1f")),
 		mpb.BarRemoveOnComplete())
-	return &mpbBar{b: br, total: total}
+	m := &mpbBar{b: br, total: total}
+	b.mu.Lock()
+	b.bars = append(b.bars, m)
+	b.mu.Unlock()
+	return m
 }
 
 func (b *barProgress) Line(format string, args ...any) {
@@ -60,15 +73,33 @@ func (b *barProgress) Line(format string, args ...any) {
 	b.p.Write([]byte(msg + "\n"))
 }
 
-func (b *barProgress) Wait() { b.p.Wait() }
+func (b *barProgress) Wait() {
+	b.mu.Lock()
+	bars := b.bars
+	b.bars = nil
+	b.mu.Unlock()
+	for _, m := range bars {
+		m.Done()
+	}
+	b.p.Wait()
+}
 
+// mpbBar is safe for concurrent use: uploads of several blobs add to one
+// total bar.
 type mpbBar struct {
 	b     *mpb.Bar
+	mu    sync.Mutex
 	total int64
 	n     int64
+	done  bool
 }
 
 func (m *mpbBar) Add(n int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.done {
+		return
+	}
 	m.n += n
 	if m.total == 0 || m.n > m.total {
 		m.b.SetTotal(m.n+1, false)
@@ -77,6 +108,12 @@ func (m *mpbBar) Add(n int64) {
 }
 
 func (m *mpbBar) Done() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.done {
+		return
+	}
+	m.done = true
 	m.b.SetTotal(-1, true)
 }
 
