@@ -18,12 +18,44 @@ import (
 // (where the push put it), verified the same way. Several bundles are
 // merged into one, in archive order. Nil without any bundle artifact.
 func Bundles(ctx context.Context, volumes []string, opts Options) (*manifest.Bundle, error) {
+	in, err := ReadClusterInput(ctx, volumes, opts)
+	if err != nil {
+		return nil, err
+	}
+	return in.Bundle, nil
+}
+
+// ClusterInput is what the cluster steps take from an archive on their own
+// (`ferry cluster apply VOLUME...`): its Profile Bundles, and the manifest
+// digests that `collect --convert-oci` changed, old to new, as signed in the
+// bill of materials, so pinned references can be rewritten on import.
+type ClusterInput struct {
+	Bundle    *manifest.Bundle
+	DigestMap map[string]string
+}
+
+// ReadClusterInput reads an archive's bundles as Bundles does, and the
+// conversions its bill of materials records.
+func ReadClusterInput(ctx context.Context, volumes []string, opts Options) (*ClusterInput, error) {
 	opts.defaults()
 	vs, err := openVolumes(ctx, volumes, opts.Verifier, opts.TmpDir, opts.WorkDir)
 	if err != nil {
 		return nil, err
 	}
 	defer vs.close()
+	in := &ClusterInput{DigestMap: map[string]string{}}
+	for _, a := range vs.bom.Artifacts {
+		for _, c := range a.Converted {
+			in.DigestMap[c.From] = c.To
+		}
+	}
+	if in.Bundle, err = readBundles(ctx, vs, opts); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+func readBundles(ctx context.Context, vs *volumeSet, opts Options) (*manifest.Bundle, error) {
 	dest, err := parseDestination(opts.Registry)
 	if err != nil {
 		return nil, err

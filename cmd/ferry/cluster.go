@@ -65,7 +65,7 @@ func clusterFlags(o *clusterOptions) []cli.Flag {
 		&cli.StringFlag{Name: "spoke-ca-namespace", Category: spoke, Usage: "where PaletteAI puts Secret zot-ca or oci-tls-hub on the spoke", Value: cluster.DefaultCASourceNamespace, Destination: &o.caNamespace},
 		&cli.DurationFlag{Name: "wait-timeout", Category: spoke, Usage: "how long to wait for that Secret", Value: cluster.DefaultWaitTimeout, Destination: &o.waitTimeout},
 		&cli.DurationFlag{Name: "poll-interval", Category: spoke, Usage: "how often to look for it", Value: cluster.DefaultPollInterval, Destination: &o.pollInterval, Hidden: true},
-		&cli.BoolFlag{Name: "rewrite-digests", Category: hub, Usage: "on import, rewrite image references pinned by a digest that ingest --convert-oci changed (@sha256:old to @sha256:new)", Destination: &o.rewriteDigests},
+		&cli.BoolFlag{Name: "rewrite-digests", Category: hub, Usage: "on import, rewrite image references pinned by a digest that --convert-oci changed, at collect or at ingest (@sha256:old to @sha256:new)", Destination: &o.rewriteDigests},
 	}
 }
 
@@ -77,7 +77,7 @@ func clusterDryRunFlag(o *clusterOptions) cli.Flag {
 // digestMapFlag is --digest-map of `ferry cluster`, which has no report of
 // its own to take the changed digests from.
 func digestMapFlag(o *clusterOptions) cli.Flag {
-	return &cli.StringSliceFlag{Name: "digest-map", Category: "Hub cluster", Usage: "with --rewrite-digests: `OLD=NEW` digests, or FILE, the --output json report of ingest --convert-oci (repeatable)", Destination: &o.digestMaps}
+	return &cli.StringSliceFlag{Name: "digest-map", Category: "Hub cluster", Usage: "with --rewrite-digests: `OLD=NEW` digests, or FILE, the --output json report of ingest --convert-oci (repeatable); conversions that collect signed into the archive given as arguments are known without it", Destination: &o.digestMaps}
 }
 
 // digestMap reads --digest-map: OLD=NEW pairs and ingest reports.
@@ -186,6 +186,7 @@ func (f *clusterCommandFlags) load(ctx context.Context, volumes []string) (clust
 		return cluster.Options{}, err
 	}
 	var bundle *manifest.Bundle
+	var signedConversions map[string]string
 	switch {
 	case len(volumes) > 0 && f.bundle != "":
 		return cluster.Options{}, usageErrorf("give either --bundle or archive volumes, not both")
@@ -200,10 +201,14 @@ func (f *clusterCommandFlags) load(ctx context.Context, volumes []string) (clust
 		if err != nil {
 			return cluster.Options{}, withCode(ExitUsage, err)
 		}
-		bundle, err = ingest.Bundles(ctx, volumes, ingest.Options{Registry: f.registry, Verifier: v})
+		// Without the registry's credentials here, a bundle is read from
+		// the volumes; one in a volume not given is asked of the registry
+		// without them, which an appliance refuses.
+		in, err := ingest.ReadClusterInput(ctx, volumes, ingest.Options{Registry: f.registry, Verifier: v})
 		if err != nil {
-			return cluster.Options{}, ingestExit(err, nil)
+			return cluster.Options{}, ingestExit(fmt.Errorf("%w (give every volume of the archive, or the one holding the bundle)", err), nil)
 		}
+		bundle, signedConversions = in.Bundle, in.DigestMap
 		if bundle == nil {
 			return cluster.Options{}, withCode(ExitIncomplete, fmt.Errorf("the archive carries no Profile Bundle"))
 		}
@@ -218,7 +223,23 @@ func (f *clusterCommandFlags) load(ctx context.Context, volumes []string) (clust
 			return cluster.Options{}, withCode(ExitVerify, fmt.Errorf("%s: %w", f.bundle, err))
 		}
 	}
-	return f.options(os.Getenv, f.registry, bundle)
+	opts, err := f.options(os.Getenv, f.registry, bundle)
+	if err != nil {
+		return opts, err
+	}
+	// The conversions collect signed into the archive are known without a
+	// report; --digest-map entries given by hand win.
+	if f.rewriteDigests && len(signedConversions) > 0 {
+		if opts.DigestMap == nil {
+			opts.DigestMap = map[string]string{}
+		}
+		for old, to := range signedConversions {
+			if _, given := opts.DigestMap[old]; !given {
+				opts.DigestMap[old] = to
+			}
+		}
+	}
+	return opts, nil
 }
 
 func clusterCommand(env *environment) *cli.Command {
@@ -283,7 +304,8 @@ func clusterValidateCommand(env *environment) *cli.Command {
 		Usage:     "check the end state of `cluster apply` without changing anything",
 		Description: "Checks that the Project's allow-list holds the workload namespace, the three Zot variables\n" +
 			"hold the expected values, the spoke's workload namespace holds Secret zot-ca (Opaque, ca.crt),\n" +
-			"and, with --bundle, that the imported objects exist. Exits 1 when a check fails.\n\n" + exitCodesHelp,
+			"and, with --bundle or the archive's volumes as arguments (checked against --key), that the\n" +
+			"imported objects exist. Exits 1 when a check fails.\n\n" + exitCodesHelp,
 		Flags: f.flags(),
 		Action: func(c *cli.Context) error {
 			opts, err := f.load(c.Context, c.Args().Slice())

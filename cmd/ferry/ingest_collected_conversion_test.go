@@ -117,4 +117,34 @@ spec:
 	if !strings.Contains(string(raw), "@"+converted) || strings.Contains(string(raw), b.digests[dockerImage]) {
 		t.Errorf("WorkloadProfile does not pin the converted digest %s:\n%s", converted, raw)
 	}
+
+	// `ferry cluster apply VOLUME...` knows the signed conversions without
+	// a report: without --rewrite-digests the archived pin comes back, with
+	// it the converted one.
+	pinOf := func() string {
+		t.Helper()
+		wp, err := dyn.Resource(schema.GroupVersionResource{Group: "spectrocloud.com", Version: "v1alpha1", Resource: "workloadprofiles"}).
+			Namespace("team").Get(context.Background(), "app", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(wp.Object)
+		switch {
+		case strings.Contains(string(raw), "@"+converted):
+			return converted
+		case strings.Contains(string(raw), "@"+b.digests[dockerImage]):
+			return b.digests[dockerImage]
+		}
+		return ""
+	}
+	apply := []string{"cluster", "apply", "--quiet", "--registry", b.zot.Host + "/pinned", "--key", b.pub, "--hub-context", "hub",
+		"--project-namespace", "team", "--workload-namespace", "app"}
+	mustFerry(t, append(append([]string{}, apply...), vols...)...)
+	if got := pinOf(); got != b.digests[dockerImage] {
+		t.Errorf("cluster apply without --rewrite-digests: WorkloadProfile pins %q, want the archived %s", got, b.digests[dockerImage])
+	}
+	mustFerry(t, append(append(apply, "--rewrite-digests"), vols...)...)
+	if got := pinOf(); got != converted {
+		t.Errorf("cluster apply --rewrite-digests: WorkloadProfile pins %q, want the converted %s", got, converted)
+	}
 }
