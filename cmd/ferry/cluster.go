@@ -206,7 +206,10 @@ func (f *clusterCommandFlags) load(ctx context.Context, volumes []string) (clust
 		// without them, which an appliance refuses.
 		in, err := ingest.ReadClusterInput(ctx, volumes, ingest.Options{Registry: f.registry, Verifier: v})
 		if err != nil {
-			return cluster.Options{}, ingestExit(fmt.Errorf("%w (give every volume of the archive, or the one holding the bundle)", err), nil)
+			if errors.Is(err, ingest.ErrAuth) || errors.Is(err, ingest.ErrTLS) || errors.Is(err, ingest.ErrUnreachable) || errors.Is(err, ingest.ErrRegistry) {
+				err = fmt.Errorf("%w (give every volume of the archive, or the one holding the bundle)", err)
+			}
+			return cluster.Options{}, ingestExit(err, nil)
 		}
 		bundle, signedConversions = in.Bundle, in.DigestMap
 		if bundle == nil {
