@@ -79,6 +79,11 @@ type Progress struct {
 	OnWriteBytes func(n int64)
 	// OnVolume is called as each volume is completed.
 	OnVolume func(v archive.VolumeInfo)
+	// OnWarning is called with each warning as it is found, once per
+	// distinct text. The same texts end up in Plan.Warnings and
+	// Result.Warnings; this is how a caller sees them when the run fails
+	// and there is no plan or result to read them from.
+	OnWarning func(msg string)
 }
 
 func (o *Options) defaults() {

@@ -41,7 +41,11 @@ type Direct struct {
 
 	mu       sync.Mutex
 	fetching map[string]*inflight // started downloads; a failed one is dropped so a retry can start over
-	failed   error
+	failed   map[string]error     // digest -> its last download's failure, dropped once a later one succeeds
+	order    []string             // digests as they first failed, so Err is the first still failing
+
+	closeOnce sync.Once
+	closeErr  error
 
 	downloaded atomic.Int64
 }
@@ -72,6 +76,7 @@ func OpenDirect(ctx context.Context, opts Options) (*Direct, error) {
 		slots:  make(chan struct{}, opts.Jobs),
 		ctx:    dctx, cancel: cancel,
 		fetching: map[string]*inflight{},
+		failed:   map[string]error{},
 	}
 	for _, r := range plan.resolved {
 		for _, b := range r.blobs {
@@ -123,14 +128,25 @@ func (d *Direct) start(br blobRef) (*inflight, bool) {
 	go func() {
 		defer d.wg.Done()
 		err := d.fetch(br, in)
-		in.finish(err)
-		if err != nil {
-			d.mu.Lock()
-			delete(d.fetching, br.blob.Digest)
-			if d.failed == nil && !errors.Is(err, context.Canceled) {
-				d.failed = err
+		// Booked before the readers hear of it, so one that opens the blob
+		// again on the error starts a new download, and Err already knows.
+		defer in.finish(err)
+		dg := br.blob.Digest
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		switch {
+		case err == nil:
+			// A retry got it after all: the earlier failure explains nothing
+			// that happens from now on.
+			delete(d.failed, dg)
+		case !errors.Is(err, context.Canceled) && d.ctx.Err() == nil: // not stopped by Close
+			delete(d.fetching, dg)
+			if _, seen := d.failed[dg]; !seen {
+				d.order = append(d.order, dg)
 			}
-			d.mu.Unlock()
+			d.failed[dg] = err
+		default:
+			delete(d.fetching, dg)
 		}
 	}()
 	return in, true
@@ -181,17 +197,30 @@ func (d *Direct) fetch(br blobRef, in *inflight) error {
 // cache or the destination had everything.
 func (d *Direct) Downloaded() int64 { return d.downloaded.Load() }
 
-// Err is the first download that failed, nil when none did. A reader of
-// that blob sees the failure too, but through whatever wraps the source.
+// Err is the first download that failed and was not made good by a later
+// download of the same blob, nil when there is none. A reader of that blob
+// sees the failure too, but through whatever wraps the source.
 func (d *Direct) Err() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.failed
+	for _, dg := range d.order {
+		if err, ok := d.failed[dg]; ok {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close stops downloads still running, waits for them and releases the
-// cache, recording the plan's blobs as used.
+// cache, recording the plan's blobs as used. Only the first call does so:
+// a caller may close early, on a failure, to stop downloads nobody reads
+// any more, and still defer Close.
 func (d *Direct) Close() error {
+	d.closeOnce.Do(func() { d.closeErr = d.close() })
+	return d.closeErr
+}
+
+func (d *Direct) close() error {
 	d.cancel()
 	d.wg.Wait()
 	digests := make([]string, 0, len(d.Plan.BOM.Blobs))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -98,7 +99,7 @@ func (ir *imageResolver) viaMirror(ctx context.Context, ref name.Reference, mirr
 	} else if desc, err := ir.sources.head(ctx, ir.puller, ref); err == nil {
 		want = desc.Digest.String()
 	} else {
-		headErr = sourceErr(display, err)
+		headErr = err
 	}
 	data, mediaType, err := ir.raw.manifest(ctx, mirror, identifier)
 	what := mirror.Name() + ":" + identifier
@@ -109,6 +110,13 @@ func (ir *imageResolver) viaMirror(ctx context.Context, ref name.Reference, mirr
 		return manifest.Blob{}, nil, "", sourceErr(what+" (mirror of "+display+")", err)
 	}
 	got := digestio.FromBytes(data)
+	warning := ""
+	if headErr != nil {
+		var err error
+		if warning, err = sourceSilence(display, identifier, what, got, headErr); err != nil {
+			return manifest.Blob{}, nil, "", err
+		}
+	}
 	if want != "" && got != want {
 		source := "its source resolves it to"
 		if _, ok := ref.(name.Digest); ok {
@@ -116,11 +124,6 @@ func (ir *imageResolver) viaMirror(ctx context.Context, ref name.Reference, mirr
 		}
 		return manifest.Blob{}, nil, "", fmt.Errorf("%w: image %s: mirror %s serves %s, but %s %s; refusing the mirror's content",
 			ErrMirrorMismatch, display, what, got, source, want)
-	}
-	warning := ""
-	if headErr != nil {
-		warning = fmt.Sprintf("image %s: its source could not be asked which digest tag %s has (%v), so what mirror %s serves (%s) is taken on trust; pin the reference by digest to have it checked",
-			display, identifier, headErr, mirror.Name(), got)
 	}
 	if !manifest.IsManifest(mediaType) {
 		return manifest.Blob{}, nil, "", fmt.Errorf("%w: %s: manifest %s has media type %q, which is not an image manifest or index", ErrSource, what, got, mediaType)
@@ -130,6 +133,32 @@ func (ir *imageResolver) viaMirror(ctx context.Context, ref name.Reference, mirr
 		return manifest.Blob{}, nil, "", err
 	}
 	return b, data, warning, nil
+}
+
+// sourceSilence decides what a failed check of a mirrored tag at its source
+// means, given what the mirror serves (what, got). Only a source that could
+// not be asked lets the mirror's content in on trust, with the returned
+// warning: no answer at all (the usual reason for a mirror), or a refusal
+// of our credentials, which are often configured for the mirror alone. A
+// source that answers that the tag does not exist, or answers with an
+// error, cannot vouch for the mirror, so its content is refused.
+func sourceSilence(display, tag, what, got string, headErr error) (string, error) {
+	var terr *transport.Error
+	if !errors.As(headErr, &terr) {
+		return fmt.Sprintf("image %s: its source could not be asked which digest tag %s has (%v), so what mirror %s serves (%s) is taken on trust; pin the reference by digest to have it checked",
+			display, tag, headErr, what, got), nil
+	}
+	switch terr.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Sprintf("image %s: its source refused to say which digest tag %s has (HTTP %d: the credentials in the docker config, if any, are not accepted there; often they are set up for the mirror only), so what mirror %s serves (%s) is taken on trust; give credentials for the source or pin the reference by digest to have it checked",
+			display, tag, terr.StatusCode, what, got), nil
+	}
+	if errors.Is(sourceErr(display, headErr), ErrNotFound) {
+		return "", fmt.Errorf("%w: image %s: mirror %s serves %s, but its source says tag %s does not exist (%v); refusing the mirror's content",
+			ErrMirrorMismatch, display, what, got, tag, headErr)
+	}
+	return "", fmt.Errorf("%w: image %s: asking its source which digest tag %s has, to check what mirror %s serves (%s): %v",
+		ErrSource, display, tag, what, got, headErr)
 }
 
 // cachedManifest returns a manifest from the cache, if it is there.

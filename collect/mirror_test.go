@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -133,5 +134,33 @@ func TestMirrorUnreachableSourceAskedOnce(t *testing.T) {
 	// One check of a plain-HTTP registry may race https against http.
 	if d := dials.Load(); d < 1 || d > 2 {
 		t.Errorf("the silent source was dialled %d times for %d images; want one check (1 or 2 connections)", d, n)
+	}
+}
+
+// A source that answers that a tag does not exist cannot vouch for what a
+// mirror serves under it: the mirror's content is refused, with both named,
+// instead of being taken on trust as when the source does not answer.
+func TestMirrorRefusedWhenSourceSaysTagUnknown(t *testing.T) {
+	source := testbed.StartSourceRegistry(t)
+	mirror := testbed.StartSourceRegistry(t)
+	testbed.PushRandomImage(t, source, "apps/other:1", 1, 4<<10) // the repository exists, the tag does not
+	testbed.PushRandomImage(t, mirror, "cache/apps/web:1", 1, 4<<10)
+	spec := manifest.NewTransferSpec()
+	spec.RegistryMirrors = []manifest.RegistryMirror{{Source: source.Host, Mirror: mirror.Host + "/cache"}}
+	for _, ref := range []string{"apps/web:1", "apps/other:2"} {
+		spec.Images = []manifest.ImageSpec{{Ref: source.Host + "/" + ref}}
+		if ref == "apps/other:2" {
+			testbed.PushRandomImage(t, mirror, "cache/apps/other:2", 1, 4<<10)
+		}
+		_, err := MakePlan(t.Context(), Options{Spec: spec, PlainHTTP: true, CacheDir: t.TempDir()})
+		if !errors.Is(err, ErrMirrorMismatch) {
+			t.Fatalf("%s: %v, want %v", ref, err, ErrMirrorMismatch)
+		}
+		repo, tag, _ := strings.Cut(ref, ":")
+		for _, want := range []string{source.Host + "/" + ref, mirror.Host + "/cache/" + repo + ":" + tag, "does not exist"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error does not name %q: %v", ref, want, err)
+			}
+		}
 	}
 }

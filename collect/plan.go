@@ -82,14 +82,18 @@ type planner struct {
 func (p *planner) warn(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, w := range p.warnings {
 		if w == msg {
+			p.mu.Unlock()
 			return
 		}
 	}
 	p.warnings = append(p.warnings, msg)
+	p.mu.Unlock()
 	p.opts.Logger.Warn(msg)
+	if p.opts.Progress.OnWarning != nil {
+		p.opts.Progress.OnWarning(msg)
+	}
 }
 
 // wantImage queues an image; a reference that does not parse, or holds a
@@ -322,12 +326,14 @@ func (p *planner) resolveImages(ctx context.Context) error {
 	}
 	// Two references to one destination: the same content merges, other
 	// content is a conflict.
+	// Without a tag the digest is the key, so two digests in one repository
+	// are two manifests side by side, not a conflict.
 	byDest := map[string]*resolved{}
 	for _, r := range results {
-		d := r.artifact.Dest.String()
+		d := r.artifact.Dest.Key(r.artifact.Digest)
 		if prev, ok := byDest[d]; ok {
 			if prev.artifact.Digest != r.artifact.Digest {
-				return fmt.Errorf("%w: %s and %s both go to %s", ErrConflict, prev.artifact.Source, r.artifact.Source, d)
+				return fmt.Errorf("%w: %s (%s) and %s (%s) both go to %s", ErrConflict, prev.artifact.Source, prev.artifact.Digest, r.artifact.Source, r.artifact.Digest, d)
 			}
 			for _, why := range r.artifact.Reasons {
 				prev.artifact.Reasons = appendReason(prev.artifact.Reasons, why)
@@ -363,7 +369,7 @@ func (p *planner) build(needs []PackNeed) (*Plan, error) {
 	dests := map[string]string{}
 	inBOM := map[string]bool{}
 	for _, r := range p.arts {
-		d := r.artifact.Dest.String()
+		d := r.artifact.Dest.Key(r.artifact.Digest)
 		if other, ok := dests[d]; ok {
 			return nil, fmt.Errorf("%w: %s and %s both go to %s", ErrConflict, other, r.artifact.Source, d)
 		}

@@ -328,7 +328,7 @@ func (in *ingester) putManifest(ctx context.Context, p *artifactPlan, pf convert
 		ref = p.ref
 	}
 	if err := in.reg.putManifest(ctx, p.repo, ref, pf.mediaType, pf.data); err != nil {
-		if refusal := manifestRefusal(err, pf.mediaType); refusal != "" {
+		if refusal := manifestRefusal(err, pf.mediaType, in.opts.ConvertAdvice); refusal != "" {
 			at := p.repo + "@" + ref
 			if byTag && p.a.Dest.Tag != "" {
 				at = p.repo + ":" + ref
@@ -358,13 +358,13 @@ func (in *ingester) putManifest(ctx context.Context, p *artifactPlan, pf convert
 // manifestRefusal explains a registry's "no" to a manifest, or returns ""
 // when the error is not a refusal of this manifest (credentials, a server
 // error, the network) and so concerns the whole run.
-func manifestRefusal(err error, mediaType string) string {
+func manifestRefusal(err error, mediaType, advice string) string {
 	var se *statusError
 	if !errors.As(err, &se) || se.code < 400 || se.code >= 500 || se.code == http.StatusUnauthorized || se.code == http.StatusForbidden || se.code == http.StatusTooManyRequests {
 		return ""
 	}
 	if msg, ok := dockerRefusal(err, mediaType); ok {
-		return dockerAdvice(msg)
+		return dockerAdvice(msg, advice)
 	}
 	return se.Error()
 }
@@ -390,9 +390,13 @@ func dockerRefusal(err error, mediaType string) (string, bool) {
 }
 
 // dockerAdvice is what to do about a refused Docker manifest: both ways
-// out, and the last resort.
-func dockerAdvice(msg string) string {
-	return fmt.Sprintf("%v: %s. Either enable Docker media types in Zot (\"http\": {\"compat\": [\"docker2s2\"]}) or collect again with --convert-oci (as a last resort, ingest --convert-oci converts while pushing, which changes the manifests' digests)", ErrDockerMediaType, msg)
+// out, and the last resort; convert (Options.ConvertAdvice) replaces the
+// conversion ways for a caller other than ingest.
+func dockerAdvice(msg, convert string) string {
+	if convert == "" {
+		convert = "collect again with --convert-oci (as a last resort, ingest --convert-oci converts while pushing, which changes the manifests' digests)"
+	}
+	return fmt.Sprintf("%v: %s. Either enable Docker media types in Zot (\"http\": {\"compat\": [\"docker2s2\"]}) or %s", ErrDockerMediaType, msg, convert)
 }
 
 func humanSize(n int64) string {

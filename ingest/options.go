@@ -80,6 +80,12 @@ type Options struct {
 	// resort: `collect --convert-oci` signs the converted form instead.
 	// Off pushes exactly what the archive holds.
 	ConvertOCI bool
+	// ConvertAdvice is how a refusal of Docker media types names the way
+	// to convert before the push, beside enabling Zot's compat setting; a
+	// caller that is not ingest names its own command. Empty means
+	// collecting again with --convert-oci, and ingest --convert-oci as the
+	// last resort.
+	ConvertAdvice string
 	// Validate checks the registry at the end of the run (catalog and tags);
 	// Ingest sets the report's Validation. Off means no check.
 	Validate bool

@@ -167,7 +167,7 @@ func (in *ingester) refuseDocker(ctx context.Context, pr *DockerProbe) error {
 		}
 		p.res.State, p.res.Cause = StateRefused, CauseRegistry
 		p.res.Reason = fmt.Sprintf("the registry would refuse manifest %s (%s) for %s (probed in %s before any upload): %s",
-			m.Digest, m.MediaType, p.at(true), pr.Repository, dockerAdvice(pr.Detail))
+			m.Digest, m.MediaType, p.at(true), pr.Repository, dockerAdvice(pr.Detail, in.opts.ConvertAdvice))
 		pr.Refused++
 	}
 	return nil

@@ -178,7 +178,7 @@ func (b *BOM) Validate() error {
 		if err := CheckDigest(a.Digest); err != nil {
 			return fmt.Errorf("%w: artifact %s: %v", ErrInvalidBOM, a.Name, err)
 		}
-		if d := a.Dest.String(); a.Dest.Repository != "" {
+		if d := a.Dest.Key(a.Digest); a.Dest.Repository != "" {
 			if other, ok := dests[d]; ok {
 				return fmt.Errorf("%w: %s and %s both go to %s", ErrInvalidBOM, other, a.Name, d)
 			}
@@ -266,6 +266,17 @@ type Stats struct {
 func (s Stats) Saved() int64 { return s.LogicalBytes - s.StoredBytes }
 
 // String renders a destination as repository:tag.
+// Key names what an artifact occupies at its destination, for finding two
+// artifacts that would overwrite each other: the tag, or without one the
+// manifest's digest, since distinct digests in one repository are distinct
+// manifests that never collide.
+func (d Destination) Key(digest string) string {
+	if d.Tag == "" {
+		return d.Repository + "@" + digest
+	}
+	return d.Repository + ":" + d.Tag
+}
+
 func (d Destination) String() string {
 	if d.Tag == "" {
 		return d.Repository

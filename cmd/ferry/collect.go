@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"text/tabwriter"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/urfave/cli/v2"
@@ -74,36 +73,49 @@ func collectCommand(env *environment) *cli.Command {
 			".002, ... when it needs more than one volume. Nothing that looks complete is left behind on failure.\n" +
 			"Registry credentials come from the docker config (~/.docker/config.json and its\n" +
 			"credential helpers). --plan lists every artifact and why it is in, without downloading.\n\n" + exitCodesHelp,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "spec", Aliases: []string{"f"}, Usage: "transfer spec file (YAML, kind TransferSpec)", Destination: &f.spec},
-			&cli.StringSliceFlag{Name: "image", Aliases: []string{"i"}, Usage: "image reference to collect (repeatable)", Destination: &f.images},
-			&cli.StringFlag{Name: "chart-url", Usage: "chart to collect: <repo-alias>/<chart> with --repo-url, a chart name with --repo-url, or oci://registry/path/chart", Destination: &f.chartURL},
-			&cli.StringFlag{Name: "chart-version", Usage: "version (or semver range) of --chart-url; empty means the latest", Destination: &f.chartVersion},
-			&cli.StringFlag{Name: "release-name", Usage: "release name that --chart-url is rendered with for image discovery", Destination: &f.releaseName},
-			&cli.StringFlag{Name: "repo-url", Usage: "repository of --chart-url: https://... (index.yaml) or oci://...", Destination: &f.repoURL},
-			&cli.StringFlag{Name: "namespace", Usage: "namespace that --chart-url is rendered in", Destination: &f.namespace},
-			&cli.StringSliceFlag{Name: "values", Usage: "values file for --chart-url (repeatable)", Destination: &f.values},
-			&cli.StringSliceFlag{Name: "set", Usage: "value for --chart-url, key=value as in helm (repeatable)", Destination: &f.set},
-			&cli.StringFlag{Name: "kube-version", Usage: "Kubernetes version charts are rendered for (default: one their kubeVersion accepts)", Destination: &f.kubeVersion},
-			&cli.StringSliceFlag{Name: "bundle", Usage: "Profile Bundle archive <bundle>-<version>.tar.gz (repeatable)", Destination: &f.bundles},
-			&cli.StringSliceFlag{Name: "pack", Usage: "pack: <name>.zst (signature <name>.sig.bin beside it), or a pack tarball or folder (repeatable)", Destination: &f.packs},
-			&cli.StringFlag{Name: "pack-key", Usage: "vendor public key (PEM, RSA or ECDSA) that .zst pack signatures must verify against", Destination: &f.packKey},
-			&cli.BoolFlag{Name: "allow-missing-packs", Usage: "collect a bundle even when packs its profiles need are not given", Destination: &f.allowMissingPacks},
-			&cli.StringSliceFlag{Name: "upstream-repo", Usage: "CHART=URL: where to collect a bundle's chart that points at an internal registry (repeatable)", Destination: &f.upstreamRepos},
-			&cli.StringSliceFlag{Name: "platform", Usage: "keep only these platforms of multi-arch images, os/arch[/variant] (repeatable or comma-separated)", Destination: &f.platforms},
-			&cli.StringSliceFlag{Name: "registry-mirror", Usage: "SOURCE=MIRROR[/PREFIX]: pull images of SOURCE (docker.io, quay.io/org) through a mirror; the archive keeps the source references, and what the mirror serves is checked against the source or the pinned digest (repeatable)", Destination: &f.mirrors},
-			&cli.BoolFlag{Name: "convert-oci", Usage: "store Docker schema 2 manifests and manifest lists as OCI (for a Zot without docker2s2 compat); the bill of materials records both digests", Destination: &f.convertOCI},
+		Flags: append(sourceFlags(&f, "collect"),
 			&cli.StringFlag{Name: "key", Usage: "private key (PEM) that signs the archive", Destination: &f.key},
 			&cli.BoolFlag{Name: "key-passphrase-stdin", Usage: "read the private key's passphrase from standard input (else " + passphraseEnv + ")", Destination: &f.passphraseStdin},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive path without extension: DIR/NAME gives DIR/NAME.tar.zst[.NNN]", Destination: &f.output},
 			&cli.StringFlag{Name: "volume-size", Value: strconv.FormatInt(archive.DefaultVolumeSize, 10), Usage: "largest volume file, in bytes or with a unit (700M, 4G); the default is what FAT32 holds", Destination: &f.volumeSize},
-			&cli.StringFlag{Name: "cache-dir", Usage: "download cache (default: the user cache folder's ferry/)", Destination: &f.cacheDir},
-			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "parallel downloads", Destination: &f.jobs},
-			&cli.BoolFlag{Name: "plain-http", Usage: "allow source registries over plain HTTP", Destination: &f.plainHTTP},
 			&cli.BoolFlag{Name: "plan", Usage: "only resolve: list every artifact with its reason, sizes and volumes; download no image layer", Destination: &f.plan},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &f.quiet},
-		},
+		),
 		Action: func(c *cli.Context) error { return runCollect(c, env, &f) },
+	}
+}
+
+// sourceFlags are the flags that shape what is resolved and how it is
+// fetched, shared by collect and sync (verb names the command in the help
+// texts): one list, so a source flag added for one command cannot be
+// missing from the other while buildSpec reads it for both.
+func sourceFlags(f *collectFlags, verb string) []cli.Flag {
+	jobs := "parallel downloads"
+	if verb == "sync" {
+		jobs += ", and parallel uploads"
+	}
+	return []cli.Flag{
+		&cli.StringFlag{Name: "spec", Aliases: []string{"f"}, Usage: "transfer spec file (YAML, kind TransferSpec)", Destination: &f.spec},
+		&cli.StringSliceFlag{Name: "image", Aliases: []string{"i"}, Usage: "image reference to " + verb + " (repeatable)", Destination: &f.images},
+		&cli.StringFlag{Name: "chart-url", Usage: "chart to " + verb + ": <repo-alias>/<chart> with --repo-url, a chart name with --repo-url, or oci://registry/path/chart", Destination: &f.chartURL},
+		&cli.StringFlag{Name: "chart-version", Usage: "version (or semver range) of --chart-url; empty means the latest", Destination: &f.chartVersion},
+		&cli.StringFlag{Name: "release-name", Usage: "release name that --chart-url is rendered with for image discovery", Destination: &f.releaseName},
+		&cli.StringFlag{Name: "repo-url", Usage: "repository of --chart-url: https://... (index.yaml) or oci://...", Destination: &f.repoURL},
+		&cli.StringFlag{Name: "namespace", Usage: "namespace that --chart-url is rendered in", Destination: &f.namespace},
+		&cli.StringSliceFlag{Name: "values", Usage: "values file for --chart-url (repeatable)", Destination: &f.values},
+		&cli.StringSliceFlag{Name: "set", Usage: "value for --chart-url, key=value as in helm (repeatable)", Destination: &f.set},
+		&cli.StringFlag{Name: "kube-version", Usage: "Kubernetes version charts are rendered for (default: one their kubeVersion accepts)", Destination: &f.kubeVersion},
+		&cli.StringSliceFlag{Name: "bundle", Usage: "Profile Bundle archive <bundle>-<version>.tar.gz (repeatable)", Destination: &f.bundles},
+		&cli.StringSliceFlag{Name: "pack", Usage: "pack: <name>.zst (signature <name>.sig.bin beside it), or a pack tarball or folder (repeatable)", Destination: &f.packs},
+		&cli.StringFlag{Name: "pack-key", Usage: "vendor public key (PEM, RSA or ECDSA) that .zst pack signatures must verify against", Destination: &f.packKey},
+		&cli.BoolFlag{Name: "allow-missing-packs", Usage: verb + " a bundle even when packs its profiles need are not given", Destination: &f.allowMissingPacks},
+		&cli.StringSliceFlag{Name: "upstream-repo", Usage: "CHART=URL: where to fetch a bundle's chart that points at an internal registry (repeatable)", Destination: &f.upstreamRepos},
+		&cli.StringSliceFlag{Name: "platform", Usage: "keep only these platforms of multi-arch images, os/arch[/variant] (repeatable or comma-separated)", Destination: &f.platforms},
+		&cli.StringSliceFlag{Name: "registry-mirror", Usage: "SOURCE=MIRROR[/PREFIX]: pull images of SOURCE (docker.io, quay.io/org) through a mirror; artifacts keep the source references, and what the mirror serves is checked against the source or the pinned digest (repeatable)", Destination: &f.mirrors},
+		&cli.BoolFlag{Name: "convert-oci", Usage: "convert Docker schema 2 manifests and manifest lists to OCI as they are resolved (for a Zot without docker2s2 compat); the bill of materials records both digests", Destination: &f.convertOCI},
+		&cli.StringFlag{Name: "cache-dir", Usage: "download cache (default: the user cache folder's ferry/)", Destination: &f.cacheDir},
+		&cli.BoolFlag{Name: "plain-http", Usage: "allow source registries over plain HTTP", Destination: &f.plainHTTP},
+		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: jobs, Destination: &f.jobs},
 	}
 }
 
@@ -269,10 +281,12 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 	}
 	if f.plan {
 		prog := newProgress(env.stderr, f.quiet)
-		opts.Progress = collect.Progress{OnResolved: func(a manifest.Artifact) { prog.Line("resolved %s (%s)", a.Name, shortDigest(a.Digest)) }}
+		var warned warnings
+		opts.Progress = collect.Progress{OnResolved: func(a manifest.Artifact) { prog.Line("resolved %s (%s)", a.Name, shortDigest(a.Digest)) }, OnWarning: warned.add}
 		plan, err := collect.MakePlan(c.Context, opts)
 		prog.Wait()
 		if err != nil {
+			printWarnings(env, warned.all())
 			return collectExit(err)
 		}
 		printWarnings(env, plan.Warnings)
@@ -301,9 +315,12 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 	}
 	prog := newProgress(env.stderr, f.quiet)
 	opts.Progress = collectProgress(prog)
+	var warned warnings
+	opts.Progress.OnWarning = warned.add
 	res, err := collect.Collect(c.Context, opts)
 	prog.Wait()
 	if err != nil {
+		printWarnings(env, warned.all())
 		return collectExit(err)
 	}
 	printWarnings(env, res.Warnings)
@@ -318,12 +335,6 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 		fmt.Fprintf(env.stdout, "  %s  %s\n", v.Path, humanBytes(v.Size))
 	}
 	return nil
-}
-
-func printWarnings(env *environment, ws []string) {
-	for _, w := range ws {
-		fmt.Fprintf(env.stderr, "warning: %s\n", w)
-	}
 }
 
 // collectProgress shows one bar per active download of 1 MiB or more, one
@@ -403,57 +414,6 @@ func collectExit(err error) error {
 		return withCode(ExitUsage, err)
 	}
 	return err
-}
-
-func printPlan(env *environment, plan *collect.Plan, volumeSize int64) {
-	if len(plan.Packs) > 0 {
-		printPacks(env, plan.Packs)
-		fmt.Fprintln(env.stdout)
-	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tNAME\tDESTINATION\tSIZE\tREASON")
-	size := map[string]int64{}
-	for _, b := range plan.BOM.Blobs {
-		size[b.Digest] = b.Size
-	}
-	for _, a := range plan.BOM.Artifacts {
-		var total int64
-		for _, d := range a.Blobs {
-			total += size[d]
-		}
-		reasons := []string{""}
-		for i, r := range a.Reasons {
-			s := strings.TrimSpace(r.From + ": " + r.Detail)
-			if i == 0 {
-				reasons[0] = s
-			} else {
-				reasons = append(reasons, s)
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Kind, a.Name, a.Dest.String(), humanBytes(total), reasons[0])
-		for _, r := range reasons[1:] {
-			fmt.Fprintf(tw, "\t\t\t\t%s\n", r)
-		}
-	}
-	tw.Flush()
-	printConversions(env.stdout, plan.BOM.Artifacts)
-	s := plan.Stats()
-	fmt.Fprintf(env.stdout, "\n%d artifacts, %d blobs: %s in total, %s to store (deduplication saves %s), at most %d volume(s)\n",
-		s.Artifacts, s.Blobs, humanBytes(s.LogicalBytes), humanBytes(s.StoredBytes), humanBytes(s.Saved()), plan.EstimateVolumes(volumeSize))
-}
-
-// printPacks prints the pack report of the bundles.
-func printPacks(env *environment, needs []collect.PackNeed) {
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PACK\tVERSION\tNEEDED BY\tPROVIDED BY")
-	for _, n := range needs {
-		by := n.Provided
-		if by == "" {
-			by = "MISSING"
-		}
-		fmt.Fprintf(tw, "%s\t%s\tbundle %s, ClusterProfile %s\t%s\n", n.Name, n.Version, n.Bundle, n.Profile, by)
-	}
-	tw.Flush()
 }
 
 // parseSize reads a byte count with an optional binary unit suffix.

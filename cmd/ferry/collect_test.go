@@ -436,3 +436,24 @@ func TestCollectUsage(t *testing.T) {
 	os.WriteFile(bad, []byte("apiVersion: ferry.dev/v1alpha1\nkind: TransferSpec\nimagez: [x]\n"), 0o644)
 	wantFail(t, ExitUsage, []string{"imagez"}, "collect", "--plan", "--spec", bad)
 }
+
+// A warning found before collect fails is printed with the error: a mirror
+// taken on trust is what an operator needs to know most when the run goes
+// wrong. Here the mirrored image then conflicts with the same repository
+// and tag from another source.
+func TestCollectWarningsOnFailure(t *testing.T) {
+	b := newConvertBed(t)
+	mirror := testbed.StartSourceRegistry(t)
+	testbed.PushRandomImage(t, mirror, "cache/"+ociImage, 1, 4<<10) // not the source's content
+	gone := "127.0.0.1:1"
+	out := filepath.Join(b.dir, "out", "warned")
+	os.MkdirAll(filepath.Dir(out), 0o755)
+	common := []string{"--quiet", "--plain-http", "--cache-dir", filepath.Join(b.dir, "cache-warned"),
+		"--registry-mirror", gone + "=" + mirror.Host + "/cache", "--image", gone + "/" + ociImage, "--image", b.src.Host + "/" + ociImage}
+	for _, args := range [][]string{
+		append([]string{"collect", "--key", b.key, "--output", out}, common...),
+		append([]string{"collect", "--plan"}, common...),
+	} {
+		wantFail(t, ExitUsage, []string{"warning:", "taken on trust", gone + "/" + ociImage, "both go to images/" + ociImage}, args...)
+	}
+}

@@ -54,7 +54,7 @@ func ingestProgress(prog progress, dryRun bool) ingest.Progress {
 				v.Add(n)
 			}
 		},
-		OnDockerProbe: func(p ingest.DockerProbe) { prog.Line("%s", probeLine(p)) },
+		OnDockerProbe: func(p ingest.DockerProbe) { prog.Line("%s", probeLine(p, ingestConvertWays)) },
 		OnArtifact: func(r ingest.ArtifactResult) {
 			switch r.State {
 			case ingest.StatePushed:
@@ -68,9 +68,16 @@ func ingestProgress(prog progress, dryRun bool) ingest.Progress {
 	}
 }
 
+// The ways out of a registry that refuses Docker media types, as the
+// probe line names them for each command.
+const (
+	ingestConvertWays = `enable "http": {"compat": ["docker2s2"]} in Zot, collect again with --convert-oci, or ingest with --convert-oci`
+	syncConvertWays   = `enable "http": {"compat": ["docker2s2"]} in Zot, or run ferry sync --convert-oci`
+)
+
 // probeLine says what the probe found, and what follows from it for this
-// archive.
-func probeLine(p ingest.DockerProbe) string {
+// archive; ways names the ways out for the command that runs.
+func probeLine(p ingest.DockerProbe, ways string) string {
 	switch p.Result {
 	case ingest.ProbeAccepts:
 		s := "registry accepts Docker media types (probed in " + p.Repository + ")"
@@ -80,7 +87,6 @@ func probeLine(p ingest.DockerProbe) string {
 		return s
 	case ingest.ProbeRefuses:
 		s := "registry refuses Docker media types (probed in " + p.Repository + ": " + p.Detail + ")"
-		const ways = `enable "http": {"compat": ["docker2s2"]} in Zot, collect again with --convert-oci, or ingest with --convert-oci`
 		switch {
 		case p.Refused > 0:
 			s += fmt.Sprintf("; %d artifact(s) with Docker manifests refused before any of their blobs was sent: %s", p.Refused, ways)
@@ -95,9 +101,13 @@ func probeLine(p ingest.DockerProbe) string {
 	return "could not tell whether the registry accepts Docker media types: " + p.Detail
 }
 
-func printIngestReport(w io.Writer, r *ingest.Report) {
+func printIngestReport(w io.Writer, r *ingest.Report) { printPushReport(w, r, ingestConvertWays) }
+
+// printPushReport is the report of an ingest or a sync; ways names how the
+// command that ran converts Docker manifests.
+func printPushReport(w io.Writer, r *ingest.Report, ways string) {
 	if r.DockerProbe != nil {
-		fmt.Fprintln(w, probeLine(*r.DockerProbe))
+		fmt.Fprintln(w, probeLine(*r.DockerProbe, ways))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if r.DryRun {

@@ -65,13 +65,16 @@ func syncCommand(env *environment) *cli.Command {
 			"lacks it, once, through the cache, and verified against its digest on the way up; so a\n" +
 			"second sync of the same content downloads and uploads no layer. Manifests go last, children\n" +
 			"first. The registry is checked at the end: every tag resolves to its digest. sync keeps no\n" +
-			"journal: an interrupted sync, run again, sends only the blobs the registry still lacks.\n\n" +
+			"journal: an interrupted sync, run again, sends only the blobs the registry still lacks.\n" +
+			"--registry-mirror pulls images through a company mirror, checked as collect checks it, and\n" +
+			"--convert-oci converts Docker schema 2 manifests and lists to OCI before they are pushed, for\n" +
+			"a Zot that refuses Docker media types (no docker2s2 compat).\n\n" +
 			"Destination credentials: --dest-username with --dest-password-stdin, --dest-password or\n" +
 			envDestPassword + " (the user may also come from " + envDestUsername + "); --dest-password\n" +
 			"shows in the process list, prefer the other two. Without a user, the docker config\n" +
 			"(~/.docker/config.json and its credential helpers) serves both sides. Passwords are never\n" +
 			"printed.\n\n" + exitCodesHelp,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "dest-registry", Usage: "destination HOST:PORT/BASE, e.g. 10.10.233.0:30003/spectro-content", Destination: &f.registry},
 			&cli.StringFlag{Name: "dest-username", Usage: "destination registry user (else " + envDestUsername + ", else the docker config)", Destination: &f.username},
 			&cli.StringFlag{Name: "dest-password", Usage: "destination registry password (visible to other users of this host: prefer --dest-password-stdin or " + envDestPassword + ")", Destination: &f.password},
@@ -82,31 +85,10 @@ func syncCommand(env *environment) *cli.Command {
 			&cli.IntFlag{Name: "retries", Value: 6, Usage: "attempts per destination request on 429, 5xx and lost connections", Destination: &f.retries},
 			&cli.BoolFlag{Name: "atomic", Usage: "all or nothing: push no manifest unless every artifact can go in", Destination: &f.atomic},
 			&cli.StringSliceFlag{Name: "map", Usage: "rewrite destination repositories starting with FROM to TO (FROM=TO, repeatable)", Destination: &f.maps},
-
-			&cli.StringFlag{Name: "spec", Aliases: []string{"f"}, Usage: "transfer spec file (YAML, kind TransferSpec)", Destination: &s.spec},
-			&cli.StringSliceFlag{Name: "image", Aliases: []string{"i"}, Usage: "image reference to sync (repeatable)", Destination: &s.images},
-			&cli.StringFlag{Name: "chart-url", Usage: "chart to sync: <repo-alias>/<chart> with --repo-url, a chart name with --repo-url, or oci://registry/path/chart", Destination: &s.chartURL},
-			&cli.StringFlag{Name: "chart-version", Usage: "version (or semver range) of --chart-url; empty means the latest", Destination: &s.chartVersion},
-			&cli.StringFlag{Name: "release-name", Usage: "release name that --chart-url is rendered with for image discovery", Destination: &s.releaseName},
-			&cli.StringFlag{Name: "repo-url", Usage: "repository of --chart-url: https://... (index.yaml) or oci://...", Destination: &s.repoURL},
-			&cli.StringFlag{Name: "namespace", Usage: "namespace that --chart-url is rendered in", Destination: &s.namespace},
-			&cli.StringSliceFlag{Name: "values", Usage: "values file for --chart-url (repeatable)", Destination: &s.values},
-			&cli.StringSliceFlag{Name: "set", Usage: "value for --chart-url, key=value as in helm (repeatable)", Destination: &s.set},
-			&cli.StringFlag{Name: "kube-version", Usage: "Kubernetes version charts are rendered for (default: one their kubeVersion accepts)", Destination: &s.kubeVersion},
-			&cli.StringSliceFlag{Name: "bundle", Usage: "Profile Bundle archive <bundle>-<version>.tar.gz (repeatable)", Destination: &s.bundles},
-			&cli.StringSliceFlag{Name: "pack", Usage: "pack: <name>.zst (signature <name>.sig.bin beside it), or a pack tarball or folder (repeatable)", Destination: &s.packs},
-			&cli.StringFlag{Name: "pack-key", Usage: "vendor public key (PEM, RSA or ECDSA) that .zst pack signatures must verify against", Destination: &s.packKey},
-			&cli.BoolFlag{Name: "allow-missing-packs", Usage: "sync a bundle even when packs its profiles need are not given", Destination: &s.allowMissingPacks},
-			&cli.StringSliceFlag{Name: "upstream-repo", Usage: "CHART=URL: where to fetch a bundle's chart that points at an internal registry (repeatable)", Destination: &s.upstreamRepos},
-			&cli.StringSliceFlag{Name: "platform", Usage: "keep only these platforms of multi-arch images, os/arch[/variant] (repeatable or comma-separated)", Destination: &s.platforms},
-			&cli.StringFlag{Name: "cache-dir", Usage: "download cache (default: the user cache folder's ferry/)", Destination: &s.cacheDir},
-			&cli.BoolFlag{Name: "plain-http", Usage: "allow source registries over plain HTTP", Destination: &s.plainHTTP},
-
-			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "parallel downloads, and parallel uploads", Destination: &s.jobs},
 			outputFlag(&f.output),
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &s.quiet},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log retries and resumed uploads to standard error", Destination: &f.verbose},
-		},
+		}, sourceFlags(s, "sync")...),
 		Action: func(c *cli.Context) error { return runSync(c, env, &f) },
 	}
 }
@@ -147,6 +129,8 @@ func runSync(c *cli.Context, env *environment, f *syncFlags) error {
 		Retry:     ingest.RetryPolicy{Attempts: f.retries},
 		Atomic:    f.atomic,
 		Validate:  true,
+		// sync converts on its collect side, before anything is pushed.
+		ConvertAdvice: "run ferry sync --convert-oci, which converts what it resolves before pushing (the manifests' digests change, layers do not)",
 	}
 	for _, s := range f.maps.Value() {
 		m, err := ingest.ParseMapping(s)
@@ -191,23 +175,27 @@ func runSync(c *cli.Context, env *environment, f *syncFlags) error {
 
 	prog := newProgress(env.stderr, f.src.quiet || f.output == "json")
 	copts.Progress = collectProgress(prog)
+	var warned warnings
+	copts.Progress.OnWarning = warned.add
 	iopts.Progress = syncPushProgress(prog)
 	direct, err := collect.OpenDirect(c.Context, copts)
 	if err != nil {
 		prog.Wait()
+		printWarnings(env, warned.all())
 		return collectExit(err)
 	}
 	defer direct.Close()
 	rep, err := ingest.Push(c.Context, direct.Plan.BOM, direct, iopts)
-	prog.Wait()
 	if err != nil {
-		// A download that failed reaches the pusher as a read error it
-		// cannot tell from its own network trouble: name the source instead.
-		if serr := direct.Err(); serr != nil && !errors.Is(err, ingest.ErrAuth) && !errors.Is(err, ingest.ErrTLS) {
-			return collectExit(fmt.Errorf("%w (the push stopped: %v)", serr, err))
-		}
-		return ingestExit(err, rep)
+		// Downloads nobody reads any more would otherwise run to their end
+		// before the error is shown.
+		serr := direct.Err()
+		direct.Close()
+		prog.Wait()
+		printWarnings(env, direct.Plan.Warnings)
+		return syncPushExit(err, rep, serr)
 	}
+	prog.Wait()
 	printWarnings(env, direct.Plan.Warnings)
 	out := syncReport{Report: rep, Downloaded: direct.Downloaded(), Warnings: direct.Plan.Warnings}
 	if f.output == "json" {
@@ -219,10 +207,26 @@ func runSync(c *cli.Context, env *environment, f *syncFlags) error {
 			printPacks(env, direct.Plan.Packs)
 			fmt.Fprintln(env.stdout)
 		}
-		printIngestReport(env.stdout, rep)
+		printPushReport(env.stdout, rep, syncConvertWays)
 		fmt.Fprintf(env.stdout, "downloaded %s from the sources; no archive written\n", humanBytes(out.Downloaded))
 	}
 	return ingestExit(rep.Err(), rep)
+}
+
+// syncPushExit gives a failed push its exit code. A download that failed
+// reaches the pusher as a read error: when the pusher kept it recognisable
+// it is a source error as it stands; when not, a download still failing
+// (serr, none once a retry got the blob) is named instead, unless the
+// destination refused the credentials or the certificate, which no source
+// explains.
+func syncPushExit(err error, rep *ingest.Report, serr error) error {
+	if errors.Is(err, collect.ErrSource) || errors.Is(err, collect.ErrNotFound) {
+		return collectExit(err)
+	}
+	if serr != nil && !errors.Is(err, ingest.ErrAuth) && !errors.Is(err, ingest.ErrTLS) {
+		return collectExit(fmt.Errorf("%w (the push stopped: %v)", serr, err))
+	}
+	return ingestExit(err, rep)
 }
 
 // syncPushProgress is ingest's progress with one byte bar for the push:
@@ -256,8 +260,14 @@ func destCredentials(env *environment, f *syncFlags) (authn.Authenticator, authn
 		user = os.Getenv(envDestUsername)
 	}
 	if user == "" {
-		if f.passwordStdin || f.password != "" {
+		switch {
+		case f.passwordStdin || f.password != "":
 			return nil, nil, usageErrorf("a destination password needs --dest-username (or %s)", envDestUsername)
+		case os.Getenv(envDestPassword) != "":
+			// Falling back to the docker config would push with other
+			// credentials than the ones the operator set.
+			return nil, nil, usageErrorf("%s is set but no destination user is: give --dest-username or set %s (or unset %s to use the docker config)",
+				envDestPassword, envDestUsername, envDestPassword)
 		}
 		return nil, authn.DefaultKeychain, nil
 	}

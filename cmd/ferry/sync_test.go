@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	helmregistry "helm.sh/helm/v3/pkg/registry"
 
@@ -193,5 +194,112 @@ func syncPullChart(t *testing.T, b *syncBed) {
 	}
 	if ch.Metadata.Name != "clearml" || ch.Metadata.Version != "7.14.7" {
 		t.Errorf("pulled chart %s %s", ch.Metadata.Name, ch.Metadata.Version)
+	}
+}
+
+// syncZotArgs sync the convert bed's images into its Zot-rule registry
+// under base; the password comes from the environment.
+func syncZotArgs(t *testing.T, b *convertBed, base string, more ...string) []string {
+	t.Helper()
+	t.Setenv(envDestUsername, "")
+	t.Setenv(envDestPassword, b.dest.Password)
+	args := []string{"sync", "--quiet", "--plain-http", "--cache-dir", filepath.Join(b.dir, "cache-sync-"+base),
+		"--dest-registry", b.zot.Host + "/" + base, "--dest-username", b.dest.Username, "--dest-ca-file", b.caFile}
+	return append(args, more...)
+}
+
+// A default Zot refuses Docker schema 2: sync says to run itself with
+// --convert-oci (not collect or ingest, which do not apply), and with it
+// converts what it resolves and pushes OCI that pulls back.
+func TestSyncConvertOCIIntoZotRules(t *testing.T) {
+	b := newConvertBed(t)
+	images := []string{"--image", b.src.Host + "/" + dockerImage, "--image", b.src.Host + "/" + dockerList, "--image", b.src.Host + "/" + ociImage}
+
+	r := wantFail(t, ExitPartial, []string{"docker2s2", "ferry sync --convert-oci", "images/" + dockerImage, "images/" + dockerList},
+		syncZotArgs(t, b, "plain", images...)...)
+	for _, wrong := range []string{"collect again", "ingest --convert-oci", "ingest with --convert-oci"} {
+		if strings.Contains(r.stdout+r.stderr, wrong) {
+			t.Errorf("sync's advice names %q, which does not apply to sync:\n%s%s", wrong, r.stdout, r.stderr)
+		}
+	}
+	if b.zot.Refused.Load() == 0 {
+		t.Error("the Zot-rule proxy refused nothing")
+	}
+	if got := destDigest(t, b.dest, "plain/images/"+ociImage); got != b.digests[ociImage] {
+		t.Errorf("%s: destination has %q, want %s beside the refused ones", ociImage, got, b.digests[ociImage])
+	}
+
+	refusedBefore := b.zot.Refused.Load()
+	rep := syncJSON(t, ferry(t, "", syncZotArgs(t, b, "conv", append(images, "--convert-oci", "--output", "json")...)...))
+	if n := b.zot.Refused.Load() - refusedBefore; n != 0 {
+		t.Errorf("the Zot-rule proxy refused %d manifests of a converting sync", n)
+	}
+	for _, a := range rep.Artifacts {
+		docker := a.Name != b.src.Host+"/"+ociImage
+		if a.State != "pushed" || docker != (len(a.ConvertedByCollect) > 0) {
+			t.Errorf("%s: %s (%s), conversions %+v", a.Name, a.State, a.Reason, a.ConvertedByCollect)
+		}
+	}
+	if rep.Validation == nil || !rep.Validation.OK() {
+		t.Errorf("validation: %+v", rep.Validation)
+	}
+	opts := append(b.zot.Options(), remote.WithContext(t.Context()))
+	got, err := remote.Image(b.zot.Ref(t, "conv/images/"+dockerImage), opts...)
+	if err != nil {
+		t.Fatalf("pull the converted image: %v", err)
+	}
+	src, err := remote.Image(b.src.Ref(t, dockerImage), append(b.src.Options(), remote.WithContext(t.Context()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := got.Digest()
+	sameImage(t, dockerImage, src, got, d.String())
+	idx, err := remote.Index(b.zot.Ref(t, "conv/images/"+dockerList), opts...)
+	if err != nil {
+		t.Fatalf("pull the converted list: %v", err)
+	}
+	if m, _ := idx.IndexManifest(); m.MediaType != types.OCIImageIndex {
+		t.Errorf("pulled list has media type %s, want an OCI index", m.MediaType)
+	}
+}
+
+// sync pulls through a registry mirror as collect does: the source serves
+// no blob, the destination names the original repositories, and a source
+// that cannot be asked leaves a warning, also when the push then fails.
+func TestSyncThroughRegistryMirror(t *testing.T) {
+	b := newConvertBed(t)
+	mirror := testbed.StartSourceRegistry(t)
+	copyImage(t, b.src, ociImage, mirror, "cache/"+ociImage)
+	proxy := startCountingProxy(t, b.src)
+
+	args := syncZotArgs(t, b, "mirrored", "--output", "json", "--registry-mirror", proxy.Host+"="+mirror.Host+"/cache", "--image", proxy.Host+"/"+ociImage)
+	rep := syncJSON(t, ferry(t, "", args...))
+	if n := proxy.blobGets.Load(); n != 0 {
+		t.Errorf("the source served %d blobs; the mirror should have served them all", n)
+	}
+	if len(rep.Artifacts) != 1 || rep.Artifacts[0].Name != proxy.Host+"/"+ociImage || rep.Artifacts[0].State != "pushed" {
+		t.Errorf("artifacts %+v", rep.Artifacts)
+	}
+	if got := destDigest(t, b.dest, "mirrored/images/"+ociImage); got != b.digests[ociImage] {
+		t.Errorf("destination has %q, the source %s", got, b.digests[ociImage])
+	}
+
+	t.Run("warnings survive a failed push", func(t *testing.T) {
+		gone := "127.0.0.1:1"
+		args := syncZotArgs(t, b, "gone", "--registry-mirror", gone+"="+mirror.Host+"/cache", "--image", gone+"/"+ociImage)
+		t.Setenv(envDestPassword, "not-"+b.dest.Password)
+		wantFail(t, ExitRegistry, []string{"warning:", "taken on trust", gone + "/" + ociImage, "401"}, args...)
+	})
+}
+
+// A destination password in the environment without a user is a mistake
+// to name, not a reason to push with the docker config's credentials.
+func TestSyncDestPasswordWithoutUser(t *testing.T) {
+	t.Setenv(envDestUsername, "")
+	t.Setenv(envDestPassword, "s3cret")
+	r := wantFail(t, ExitUsage, []string{envDestPassword, envDestUsername, "--dest-username"},
+		"sync", "--image", "127.0.0.1:1/apps/web:1.0", "--dest-registry", "127.0.0.1:1/base")
+	if strings.Contains(r.stdout+r.stderr, "s3cret") {
+		t.Errorf("the password shows:\n%s%s", r.stdout, r.stderr)
 	}
 }
