@@ -54,6 +54,13 @@ func connect(ctx context.Context, opts *Options, dest destination, repos []strin
 	if base == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.Proxy = nil
+		// HTTP/1.1, as cmd/ferry's transport: each parallel upload gets a
+		// connection of its own instead of sharing one HTTP/2 connection,
+		// and the registry reads a plain body rather than flow-controlled
+		// frames handed between goroutines, which costs it less CPU.
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetHTTP1(true)
+		tr.MaxIdleConnsPerHost = max(opts.Jobs*2, 8)
 		base = tr
 	}
 	rt := &retryTransport{inner: schemeGuard{inner: base, scheme: scheme}, policy: opts.Retry,

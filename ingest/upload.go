@@ -391,7 +391,32 @@ func openBody(ctx context.Context, j uploadJob, offset int64) (*uploadBody, erro
 			return nil, fmt.Errorf("blob %s: skipping to byte %d: %w", j.blob.Digest, offset, err)
 		}
 	}
+	if j.blob.Size-offset > readAheadMin {
+		rc = &readAhead{ReadAhead: digestio.NewReadAhead(rc, readAheadBufs, readAheadSize), src: rc}
+	}
 	return &uploadBody{rc: rc, onBytes: j.onBytes, closed: make(chan struct{}), digest: j.blob.Digest}, nil
+}
+
+// Bodies larger than monolithicMax are read ahead on a goroutine of their
+// own: reading the volume, decoding and hashing then overlap with the
+// transport encrypting and sending, where they used to take turns on the
+// transport's goroutine (hack/bench-ingest.sh). Each such upload holds
+// readAheadBufs × readAheadSize bytes: 1 MiB, 4 MiB with --jobs 4.
+const (
+	readAheadMin  = monolithicMax
+	readAheadBufs = 4
+	readAheadSize = 256 << 10
+)
+
+// readAhead stops the goroutine before the source is closed under it.
+type readAhead struct {
+	*digestio.ReadAhead
+	src io.Closer
+}
+
+func (r *readAhead) Close() error {
+	r.ReadAhead.Close()
+	return r.src.Close()
 }
 
 // uploadBody is a request body read from a volume. The HTTP transport may

@@ -75,3 +75,40 @@ func TestAsyncReaderAbandoned(t *testing.T) {
 	a.Close() // must not block or leak the hashing goroutine
 	a.Close()
 }
+
+func TestReadAhead(t *testing.T) {
+	content := bytes.Repeat([]byte("0123456789abcdef"), 100000)
+	d := FromBytes(content)
+	for _, size := range []int{1, 7, 4096, len(content), len(content) + 1} {
+		ra := NewReadAhead(NewReader(iotest.HalfReader(bytes.NewReader(content)), d, int64(len(content))), 3, size)
+		got, err := io.ReadAll(iotest.OneByteReader(io.LimitReader(ra, 1<<30)))
+		if err != nil || !bytes.Equal(got, content) {
+			t.Fatalf("buffer size %d: %d bytes, err %v", size, len(got), err)
+		}
+		ra.Close()
+	}
+	// A mismatch still arrives after every byte, in place of io.EOF.
+	bad := flip(content, len(content)-1)
+	ra := NewReadAhead(NewReader(bytes.NewReader(bad), d, int64(len(bad))), 2, 1000)
+	defer ra.Close()
+	got, err := io.ReadAll(ra)
+	if !errors.Is(err, ErrMismatch) || len(got) != len(bad) {
+		t.Fatalf("tampered: %d bytes, err %v", len(got), err)
+	}
+	if _, err := ra.Read(make([]byte, 1)); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("read after the error: %v", err)
+	}
+}
+
+func TestReadAheadClose(t *testing.T) {
+	data := bytes.Repeat([]byte("x"), 1<<20)
+	ra := NewReadAhead(bytes.NewReader(data), 2, 4096)
+	if _, err := io.ReadFull(ra, make([]byte, 10000)); err != nil {
+		t.Fatal(err)
+	}
+	ra.Close() // must not block with the goroutine waiting for a free buffer
+	ra.Close()
+	if _, err := ra.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read after Close succeeded")
+	}
+}
