@@ -265,7 +265,6 @@ type Stats struct {
 // Saved is how many bytes storing each blob once saves.
 func (s Stats) Saved() int64 { return s.LogicalBytes - s.StoredBytes }
 
-// String renders a destination as repository:tag.
 // Key names what an artifact occupies at its destination, for finding two
 // artifacts that would overwrite each other: the tag, or without one the
 // manifest's digest, since distinct digests in one repository are distinct
@@ -277,6 +276,7 @@ func (d Destination) Key(digest string) string {
 	return d.Repository + ":" + d.Tag
 }
 
+// String renders a destination as repository:tag.
 func (d Destination) String() string {
 	if d.Tag == "" {
 		return d.Repository

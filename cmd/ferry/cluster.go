@@ -185,6 +185,12 @@ func (f *clusterCommandFlags) load(ctx context.Context, volumes []string) (clust
 	if err := checkOutput(f.output); err != nil {
 		return cluster.Options{}, err
 	}
+	// The cheap checks (namespaces, kubeconfigs) first: a missing flag
+	// should not cost opening the archive.
+	opts, err := f.options(os.Getenv, f.registry, nil)
+	if err != nil {
+		return opts, err
+	}
 	var bundle *manifest.Bundle
 	var signedConversions map[string]string
 	switch {
@@ -226,10 +232,7 @@ func (f *clusterCommandFlags) load(ctx context.Context, volumes []string) (clust
 			return cluster.Options{}, withCode(ExitVerify, fmt.Errorf("%s: %w", f.bundle, err))
 		}
 	}
-	opts, err := f.options(os.Getenv, f.registry, bundle)
-	if err != nil {
-		return opts, err
-	}
+	opts.Bundle = bundle
 	// The conversions collect signed into the archive are known without a
 	// report; --digest-map entries given by hand win.
 	if f.rewriteDigests && len(signedConversions) > 0 {

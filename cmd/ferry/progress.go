@@ -47,13 +47,22 @@ func newBarProgress(w io.Writer) *barProgress {
 // the registry turned out to have already, a download that failed) never
 // reaches it, so Wait completes them itself.
 type barProgress struct {
-	p    *mpb.Progress
-	w    io.Writer
-	mu   sync.Mutex
-	bars []*mpbBar
+	p      *mpb.Progress
+	w      io.Writer
+	mu     sync.Mutex
+	bars   []*mpbBar
+	waited bool
 }
 
 func (b *barProgress) Bar(name string, total int64) bar {
+	// Under the lock, so that Wait, which completes every bar made so far,
+	// cannot miss one made meanwhile, and mpb is never asked for a bar after
+	// it ended (it panics).
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.waited {
+		return noBar{}
+	}
 	if len(name) > 32 {
 		name = name[:15] + "…" + name[len(name)-16:]
 	}
@@ -62,11 +71,15 @@ func (b *barProgress) Bar(name string, total int64) bar {
 		mpb.AppendDecorators(decor.Counters(decor.SizeB1024(0), "% .1f / % .1f"), decor.Name(" "), decor.AverageSpeed(decor.SizeB1024(0), "% .1f")),
 		mpb.BarRemoveOnComplete())
 	m := &mpbBar{b: br, total: total}
-	b.mu.Lock()
 	b.bars = append(b.bars, m)
-	b.mu.Unlock()
 	return m
 }
+
+// noBar stands in for a bar asked for once the display has ended.
+type noBar struct{}
+
+func (noBar) Add(int64) {}
+func (noBar) Done()     {}
 
 func (b *barProgress) Line(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
@@ -76,7 +89,7 @@ func (b *barProgress) Line(format string, args ...any) {
 func (b *barProgress) Wait() {
 	b.mu.Lock()
 	bars := b.bars
-	b.bars = nil
+	b.bars, b.waited = nil, true
 	b.mu.Unlock()
 	for _, m := range bars {
 		m.Done()

@@ -36,4 +36,8 @@ func TestBarProgressWaitEnds(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Wait did not return: a bar that never reached its total holds the display")
 	}
+	// A late bar (a download starting as the display ends) is harmless.
+	late := p.Bar("late", 10)
+	late.Add(5)
+	late.Done()
 }

@@ -112,3 +112,44 @@ func TestReadAheadClose(t *testing.T) {
 		t.Fatal("read after Close succeeded")
 	}
 }
+
+// errAfter returns its bytes and err with the last of them, once, then
+// io.EOF: the source's own error must reach the consumer as it was, not
+// become io.EOF or vanish.
+type errAfter struct {
+	data []byte
+	err  error
+	said bool
+}
+
+func (e *errAfter) Read(p []byte) (int, error) {
+	if e.said {
+		return 0, io.EOF
+	}
+	n := copy(p, e.data)
+	e.data = e.data[n:]
+	if len(e.data) == 0 {
+		e.said = true
+		return n, e.err
+	}
+	return n, nil
+}
+
+func TestReadAheadKeepsSourceErrors(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name string
+		n    int
+		err  error
+	}{
+		{"unexpected EOF from the source, short buffer", 5000, io.ErrUnexpectedEOF},
+		{"error with the bytes that fill the buffer", 8192, boom},
+	} {
+		ra := NewReadAhead(&errAfter{data: make([]byte, tc.n), err: tc.err}, 2, 4096)
+		got, err := io.ReadAll(ra)
+		ra.Close()
+		if !errors.Is(err, tc.err) || len(got) != tc.n {
+			t.Errorf("%s: %d bytes, err %v; want %d bytes and %v", tc.name, len(got), err, tc.n, tc.err)
+		}
+	}
+}

@@ -39,7 +39,7 @@ type chunk struct {
 // NewReadAhead starts reading r into bufs buffers of size bytes each. Close
 // stops the goroutine; it does not close r.
 func NewReadAhead(r io.Reader, bufs, size int) *ReadAhead {
-	bufs = max(bufs, 2)
+	bufs, size = max(bufs, 2), max(size, 4<<10)
 	a := &ReadAhead{
 		free: make(chan []byte, bufs),
 		full: make(chan chunk, bufs),
@@ -63,10 +63,7 @@ func (a *ReadAhead) fill(r io.Reader) {
 		case <-a.stop:
 			return
 		}
-		n, err := io.ReadFull(r, buf)
-		if err == io.ErrUnexpectedEOF {
-			err = io.EOF // a short last buffer
-		}
+		n, err := fillBuffer(r, buf)
 		select {
 		case a.full <- chunk{buf: buf, n: n, err: err}:
 		case <-a.stop:
@@ -76,6 +73,22 @@ func (a *ReadAhead) fill(r io.Reader) {
 			return
 		}
 	}
+}
+
+// fillBuffer reads until buf is full or the source returns an error, which
+// it passes on exactly as returned (io.ReadFull would turn a source's own
+// io.ErrUnexpectedEOF into a short read, and drop an error that came with
+// the bytes that filled the buffer).
+func fillBuffer(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func (a *ReadAhead) Read(p []byte) (int, error) {
