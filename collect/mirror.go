@@ -138,18 +138,24 @@ func (ir *imageResolver) viaMirror(ctx context.Context, ref name.Reference, mirr
 // sourceSilence decides what a failed check of a mirrored tag at its source
 // means, given what the mirror serves (what, got). Only a source that could
 // not be asked lets the mirror's content in on trust, with the returned
-// warning: no answer at all (the usual reason for a mirror), or a refusal
-// of our credentials, which are often configured for the mirror alone. A
-// source that answers that the tag does not exist, or answers with an
-// error, cannot vouch for the mirror, so its content is refused.
+// warning: no answer at all (the usual reason for a mirror), an answer that
+// says to come back later (408, 429, 5xx: go-containerregistry retries
+// those until the check's timeout, so when they come back is a matter of
+// timing, and either way the source could not say), or a refusal of our
+// credentials, which are often configured for the mirror alone. A source
+// that answers that the tag does not exist cannot vouch for the mirror, so
+// its content is refused, and so is any other answer.
 func sourceSilence(display, tag, what, got string, headErr error) (string, error) {
 	var terr *transport.Error
 	if !errors.As(headErr, &terr) {
 		return fmt.Sprintf("image %s: its source could not be asked which digest tag %s has (%v), so what mirror %s serves (%s) is taken on trust; pin the reference by digest to have it checked",
 			display, tag, headErr, what, got), nil
 	}
-	switch terr.StatusCode {
-	case http.StatusUnauthorized, http.StatusForbidden:
+	switch code := terr.StatusCode; {
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+		return fmt.Sprintf("image %s: its source could not say which digest tag %s has (HTTP %d), so what mirror %s serves (%s) is taken on trust; pin the reference by digest to have it checked",
+			display, tag, code, what, got), nil
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		return fmt.Sprintf("image %s: its source refused to say which digest tag %s has (HTTP %d: the credentials in the docker config, if any, are not accepted there; often they are set up for the mirror only), so what mirror %s serves (%s) is taken on trust; give credentials for the source or pin the reference by digest to have it checked",
 			display, tag, terr.StatusCode, what, got), nil
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/ferrytool/ferry/internal/testbed"
 	"github.com/ferrytool/ferry/manifest"
@@ -161,6 +163,37 @@ func TestMirrorRefusedWhenSourceSaysTagUnknown(t *testing.T) {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("%s: error does not name %q: %v", ref, want, err)
 			}
+		}
+	}
+}
+
+// TestSourceSilence: what a failed check of a mirrored tag at its source
+// means. Only a source that could not say lets the mirror in, with a
+// warning; one that says the tag does not exist, or answers otherwise,
+// refuses it.
+func TestSourceSilence(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		trusted bool
+		is      error
+	}{
+		{"no answer", fmt.Errorf("dial tcp: connection refused"), true, nil},
+		{"unavailable", &transport.Error{StatusCode: http.StatusServiceUnavailable}, true, nil},
+		{"too many requests", &transport.Error{StatusCode: http.StatusTooManyRequests}, true, nil},
+		{"credentials refused", &transport.Error{StatusCode: http.StatusUnauthorized}, true, nil},
+		{"tag unknown", &transport.Error{StatusCode: http.StatusNotFound, Errors: []transport.Diagnostic{{Code: transport.ManifestUnknownErrorCode}}}, false, ErrMirrorMismatch},
+		{"bad request", &transport.Error{StatusCode: http.StatusBadRequest}, false, ErrSource},
+	} {
+		warning, err := sourceSilence("docker.io/library/app:1", "1", "mirror.example/library/app:1", "sha256:"+hex64(), tc.err)
+		if tc.trusted {
+			if err != nil || !strings.Contains(warning, "taken on trust") {
+				t.Errorf("%s: warning %q, err %v; want trust with a warning", tc.name, warning, err)
+			}
+			continue
+		}
+		if !errors.Is(err, tc.is) || warning != "" {
+			t.Errorf("%s: warning %q, err %v; want %v", tc.name, warning, err, tc.is)
 		}
 	}
 }
