@@ -239,10 +239,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.Body = io.NopCloser(body)
 	}
 	resp, err := p.upstream.RoundTrip(out)
-	if cut != nil && cut.hit {
+	if cut != nil {
+		// The fault was chosen: the client sees its connection reset half
+		// way through the body even when the registry answered before
+		// reading that far (a refusal, say), or the test would depend on
+		// the registry's timing.
 		if resp != nil {
 			resp.Body.Close()
 		}
+		io.Copy(io.Discard, cut)
 		reset(w)
 		return
 	}
@@ -311,8 +316,11 @@ func (p *Proxy) throttle(n int) {
 	time.Sleep(wait)
 }
 
-// cutReader ends a request body early, as a dropped connection does.
+// cutReader ends a request body early, as a dropped connection does. The
+// upstream transport may still be reading it when its round trip returns,
+// while the proxy reads on to the cut, hence the lock.
 type cutReader struct {
+	mu   sync.Mutex
 	r    io.Reader
 	left int64
 	hit  bool
@@ -321,6 +329,8 @@ type cutReader struct {
 var errCut = errors.New("testbed proxy: connection cut")
 
 func (c *cutReader) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.left <= 0 {
 		c.hit = true
 		return 0, errCut
