@@ -36,22 +36,7 @@ curl -sf "http://$host/v2/" > /dev/null || { cat "$work/registry.log"; echo "ben
 
 # Images: one with a big random layer, three small ones sharing a base layer.
 echo "bench: pushing a ${layer_mb} MiB layer and three small images to $host"
-mklayer() { # NAME MIB: a gzip'd tar of one file of random bytes
-  mkdir -p "$work/l/$1"
-  head -c "$(( $2 * 1024 * 1024 ))" /dev/urandom > "$work/l/$1/data.bin"
-  tar -C "$work/l/$1" -cf - data.bin | gzip -1 > "$work/l/$1.tar.gz"
-  rm -rf "$work/l/$1"
-}
-mklayer big "$layer_mb"
-mklayer base 32
-"$crane" append --insecure --oci-empty-base -f "$work/l/big.tar.gz" -t "$host/bench/big:1" > /dev/null 2>&1
-refs=("$host/bench/big:1")
-for i in 1 2 3; do
-  mklayer "app$i" 8
-  "$crane" append --insecure --oci-empty-base -f "$work/l/base.tar.gz" -f "$work/l/app$i.tar.gz" -t "$host/bench/app$i:1" > /dev/null 2>&1
-  refs+=("$host/bench/app$i:1")
-done
-rm -rf "$work/l"
+push_bench_images "$host"
 
 "$ferry" key generate --output "$work/ferry" > /dev/null
 images=()
