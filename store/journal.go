@@ -134,7 +134,7 @@ func OpenJournal(path string, opts JournalOptions) (*Journal, error) {
 	} else if err := os.MkdirAll(dirOf(path), 0o700); err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
+	db, err := openChecked(path, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
 	if errors.Is(err, berrors.ErrTimeout) {
 		le := &LockedError{Path: path, Waited: opts.LockTimeout}
 		if data, rerr := os.ReadFile(HolderPath(path)); rerr == nil {
@@ -146,7 +146,7 @@ func OpenJournal(path string, opts JournalOptions) (*Journal, error) {
 		return nil, le
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open journal %s: %w", path, err)
+		return nil, fmt.Errorf("journal: %w", err)
 	}
 	j := &Journal{db: db, path: path, holder: h, readOnly: opts.ReadOnly}
 	if opts.ReadOnly {

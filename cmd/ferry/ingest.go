@@ -395,6 +395,8 @@ func ingestExit(err error, rep *ingest.Report) error {
 		return nil
 	case errors.Is(err, store.ErrLocked):
 		return withCode(ExitTimeout, err)
+	case errors.Is(err, store.ErrDamaged):
+		return withCode(ExitFailure, fmt.Errorf("%w\n  move the file aside or give another --journal; a new journal knows nothing of earlier runs, so volumes they brought may be needed again", err))
 	case errors.Is(err, ingest.ErrAuth), errors.Is(err, ingest.ErrTLS), errors.Is(err, ingest.ErrUnreachable), errors.Is(err, ingest.ErrRegistry):
 		return withCode(ExitRegistry, err)
 	case errors.Is(err, archive.ErrSignature), errors.Is(err, archive.ErrFormat), errors.Is(err, archive.ErrDigest),
