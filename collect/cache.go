@@ -25,13 +25,17 @@ type Cache struct {
 	dir string
 	idx *store.CacheIndex
 	now func() time.Time
+	// rebuilt says why the index was started anew; empty normally.
+	rebuilt string
 }
 
 // cacheIndexName is the index file inside the cache folder.
 const cacheIndexName = "index.db"
 
 // OpenCache opens (creating) a cache rooted at dir. Close it to release the
-// index lock.
+// index lock. A damaged index (a power cut while it was written) is moved
+// aside and started anew; Rebuilt says so. The blob files stay, but are
+// not trusted without a record, so what they held is downloaded again.
 func OpenCache(dir string) (*Cache, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("cache: no directory given")
@@ -39,12 +43,25 @@ func OpenCache(dir string) (*Cache, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return nil, fmt.Errorf("cache %s: %w", dir, err)
 	}
-	idx, err := store.OpenCacheIndex(filepath.Join(dir, cacheIndexName), 0)
+	path := filepath.Join(dir, cacheIndexName)
+	idx, err := store.OpenCacheIndex(path, 0)
+	var rebuilt string
+	if errors.Is(err, store.ErrDamaged) {
+		aside := path + ".damaged"
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return nil, fmt.Errorf("cache %s: %w; moving it aside failed: %v", dir, err, rerr)
+		}
+		rebuilt = fmt.Sprintf("cache index %s could not be read (%v); it was moved to %s and a new index started: cached blobs are downloaded again", path, err, aside)
+		idx, err = store.OpenCacheIndex(path, 0)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cache %s: %w", dir, err)
 	}
-	return &Cache{dir: dir, idx: idx, now: time.Now}, nil
+	return &Cache{dir: dir, idx: idx, now: time.Now, rebuilt: rebuilt}, nil
 }
+
+// Rebuilt says why the index was started anew when it was, else "".
+func (c *Cache) Rebuilt() string { return c.rebuilt }
 
 // Close releases the index.
 func (c *Cache) Close() error { return c.idx.Close() }

@@ -168,6 +168,9 @@ func newPlanner(opts Options, cache *Cache) (*planner, error) {
 // then pack tarballs, charts and images.
 func (p *planner) plan(ctx context.Context) (*Plan, error) {
 	spec := p.spec
+	if why := p.cache.Rebuilt(); why != "" {
+		p.warn("%s", why)
+	}
 	// 1. Artifact Studio packs: verify every signature first.
 	var packs []*pack
 	var tarballs []manifest.PackSpec
