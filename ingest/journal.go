@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/store"
 )
 
@@ -96,4 +97,43 @@ func (w *journalWriter) close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err
+}
+
+// CauseRollback (ArtifactResult.Cause): the artifact's tag was set by a
+// newer archive than this one; setting it would move the tag back.
+const CauseRollback = "rollback"
+
+// rollbackCheck decides whether this archive may set repo:tag in dest,
+// from the journal's record of the archive that set it last. An older
+// archive (by the creation time its signed bill of materials states) is
+// refused, naming both archives, unless allow is set, in which case the
+// warning says what is being moved back. Without a record, or for the
+// same or a newer archive, both strings are empty.
+func rollbackCheck(j *store.Journal, dest, repo, tag string, bom *manifest.BOM, allow bool) (refusal, warning string, err error) {
+	if j == nil {
+		return "", "", nil
+	}
+	rec, ok, err := j.Tag(dest, repo, tag)
+	if err != nil {
+		return "", "", fmt.Errorf("journal %s: tag %s:%s: %w", j.Path(), repo, tag, err)
+	}
+	if !ok || !rec.RollsBack(bom.ArchiveID, bom.Created) {
+		return "", "", nil
+	}
+	what := fmt.Sprintf("tag %s:%s was set by archive %s (created %s, %s); archive %s is older (created %s)",
+		repo, tag, rec.ArchiveID, rec.Created.UTC().Format(time.RFC3339), rec.Digest, bom.ArchiveID, bom.Created.UTC().Format(time.RFC3339))
+	if allow {
+		return "", what + ": rollback allowed, the tag is moved back", nil
+	}
+	return what + ": refused, it would move the tag back to older content", "", nil
+}
+
+// recordTag queues the record that this archive set repo:tag in dest to
+// digest, for later runs' rollbackCheck.
+func recordTag(w *journalWriter, dest, repo, tag, digest string, bom *manifest.BOM, at time.Time) {
+	if w == nil {
+		return
+	}
+	rec := store.TagRecord{ArchiveID: bom.ArchiveID, Created: bom.Created, Digest: digest, At: at}
+	w.add(func(jw *store.JournalWriter) error { return jw.PutTag(dest, repo, tag, rec) })
 }

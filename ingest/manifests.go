@@ -327,6 +327,21 @@ func (in *ingester) putManifest(ctx context.Context, p *artifactPlan, pf convert
 	if byTag {
 		ref = p.ref
 	}
+	if byTag && p.a.Dest.Tag != "" {
+		refusal, warning, err := rollbackCheck(in.journal, in.dest.key(), p.repo, p.a.Dest.Tag, in.vs.bom, in.opts.AllowRollback)
+		if err != nil {
+			return false, err
+		}
+		if refusal != "" {
+			p.res.State, p.res.Cause, p.res.Reason = StateRefused, CauseRollback, refusal
+			return false, nil
+		}
+		if warning != "" {
+			in.mu.Lock()
+			in.report.Warnings = append(in.report.Warnings, warning)
+			in.mu.Unlock()
+		}
+	}
 	if err := in.reg.putManifest(ctx, p.repo, ref, pf.mediaType, pf.data); err != nil {
 		if refusal := manifestRefusal(err, pf.mediaType, in.opts.ConvertAdvice); refusal != "" {
 			at := p.repo + "@" + ref
@@ -351,6 +366,9 @@ func (in *ingester) putManifest(ctx context.Context, p *artifactPlan, pf convert
 		}
 		dest, repo, d := in.dest.key(), p.repo, pf.digest
 		in.jw.add(func(w *store.JournalWriter) error { return w.PutManifest(dest, repo, d, rec) })
+		if rec.Tag != "" {
+			recordTag(in.jw, dest, repo, rec.Tag, d, in.vs.bom, rec.At)
+		}
 	}
 	return true, nil
 }

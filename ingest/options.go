@@ -89,6 +89,9 @@ type Options struct {
 	// Validate checks the registry at the end of the run (catalog and tags);
 	// Ingest sets the report's Validation. Off means no check.
 	Validate bool
+	// AllowRollback lets an archive set tags that a newer archive set
+	// before (by the journal's record); false refuses those artifacts.
+	AllowRollback bool
 	// Now stamps journal records; nil means time.Now.
 	Now func() time.Time
 	// Logger receives debug records (retries, resumed uploads); nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -81,7 +82,11 @@ func openGuarded(path string, o *bolt.Options, walkIt bool) (db *bolt.DB, err er
 			} else if file != nil {
 				file.Close()
 			}
-			db, err = nil, &DamagedError{Path: path, Reason: fmt.Sprint(r)}
+			reason := fmt.Sprint(r)
+			if _, ok := r.(runtime.Error); ok {
+				reason = "a page could not be read, the file is cut short or unreadable: " + reason
+			}
+			db, err = nil, &DamagedError{Path: path, Reason: reason}
 		}
 	}()
 	db, err = bolt.Open(path, 0o600, &opts)

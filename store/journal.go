@@ -31,6 +31,7 @@ import (
 //	dest/<dest>/manifests/<repo>@<digest>        ManifestRecord
 //	dest/<dest>/uploads/<repo>@<digest>          UploadSession
 //	dest/<dest>/archives/<archiveID>             DestArchive
+//	dest/<dest>/tags/<repo>:<tag>                TagRecord
 var (
 	jBucketArchives  = []byte("archives")
 	jBucketBOMs      = []byte("boms")
@@ -40,6 +41,7 @@ var (
 	jSubManifests    = []byte("manifests")
 	jSubUploads      = []byte("uploads")
 	jSubArchives     = []byte("archives")
+	jSubTags         = []byte("tags")
 )
 
 // DefaultJournalLockTimeout is how long opening a journal waits for another

@@ -283,3 +283,47 @@ func (j *Journal) Destinations() ([]string, error) {
 	})
 	return out, err
 }
+
+// TagRecord says which archive last set a tag of a destination, so that an
+// older archive signed with the same key cannot move the tag back unseen.
+type TagRecord struct {
+	ArchiveID string `json:"archiveID"`
+	// Created is the creation time the archive's signed bill of
+	// materials states.
+	Created time.Time `json:"created"`
+	Digest  string    `json:"digest"`
+	At      time.Time `json:"at"`
+}
+
+// RollsBack reports whether setting the tag from an archive created at
+// created, with the given ID, would move it back to older content than
+// the archive that set it: another archive, created strictly before.
+func (r TagRecord) RollsBack(archiveID string, created time.Time) bool {
+	return r.ArchiveID != "" && r.ArchiveID != archiveID && created.Before(r.Created)
+}
+
+func tagKey(repo, tag string) string { return repo + ":" + tag }
+
+// PutTag records which archive set a tag of dest.
+func (w *JournalWriter) PutTag(dest, repo, tag string, r TagRecord) error {
+	b, err := destBucket(w.tx, dest, jSubTags)
+	if err != nil {
+		return err
+	}
+	return putJSON(b, tagKey(repo, tag), r)
+}
+
+// Tag returns the record of the archive that last set a tag of dest.
+func (j *Journal) Tag(dest, repo, tag string) (TagRecord, bool, error) {
+	var r TagRecord
+	var ok bool
+	err := j.db.View(func(tx *bolt.Tx) error {
+		b, err := destBucket(tx, dest, jSubTags)
+		if err != nil || b == nil {
+			return err
+		}
+		ok, err = getJSON(b, tagKey(repo, tag), &r)
+		return err
+	})
+	return r, ok, err
+}

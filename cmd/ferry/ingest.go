@@ -58,6 +58,7 @@ type ingestFlags struct {
 	quiet         bool
 	verbose       bool
 	convertOCI    bool
+	allowRollback bool
 	// cluster are the cluster steps run after a successful push when
 	// --project-namespace is given; its dry run is --dry-run's.
 	cluster clusterOptions
@@ -116,6 +117,7 @@ func ingestCommand(env *environment) *cli.Command {
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &f.quiet},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log retries and resumed uploads to standard error", Destination: &f.verbose},
 			&cli.BoolFlag{Name: "convert-oci", Usage: "last resort for a registry that refuses Docker manifests (a default Zot): push them as OCI; their digests change and the report lists each", Destination: &f.convertOCI},
+			&cli.BoolFlag{Name: "allow-rollback", Usage: "let an archive set tags that a newer archive set before (the journal remembers which archive set each tag); said in the report when it happens", Destination: &f.allowRollback},
 		}, clusterFlags(&f.cluster)...),
 		Action: func(c *cli.Context) error { return runIngest(c, env, &f) },
 	}
@@ -205,6 +207,12 @@ func runIngest(c *cli.Context, env *environment, f *ingestFlags) error {
 			printClusterResult(env.stdout, rep.Cluster)
 		}
 	}
+	for _, a := range rep.Artifacts {
+		if a.Cause == ingest.CauseRollback {
+			fmt.Fprintln(env.stderr, "an older archive may move tags back only with --allow-rollback")
+			break
+		}
+	}
 	if err := rep.Err(); err != nil {
 		return ingestExit(err, rep)
 	}
@@ -246,6 +254,8 @@ func ingestOptions(ctx context.Context, env *environment, f *ingestFlags) (inges
 		DryRun:     f.dryRun,
 		PacksDir:   f.packsDir,
 		ConvertOCI: f.convertOCI,
+
+		AllowRollback: f.allowRollback,
 	}
 	cleanup := func() {}
 	if f.jobs < 1 || f.retries < 1 {

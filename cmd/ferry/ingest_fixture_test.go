@@ -68,6 +68,9 @@ type fixtureArchive struct {
 	artifacts     []fixtureArtifact
 	blobs         map[string]fxBlob
 	packKey       string // vendor public key of the pack
+	// created stamps the bill of materials; zero means now. A key set
+	// before write is used instead of a new one.
+	created time.Time
 }
 
 func imageArtifact(t *testing.T, kind manifest.ArtifactKind, name string, dest manifest.Destination, img v1.Image) fixtureArtifact {
@@ -252,15 +255,21 @@ func clearmlFixture(t *testing.T, src *testbed.Registry, volumeSize, bigLayer in
 // write signs and writes the archive.
 func (fx *fixtureArchive) write(t *testing.T, volumeSize int64) {
 	t.Helper()
-	fx.key, fx.pub = filepath.Join(fx.dir, "ferry.key"), filepath.Join(fx.dir, "ferry.pub")
-	if err := verify.WriteKeyPair(fx.key, fx.pub, nil); err != nil {
-		t.Fatal(err)
+	if fx.key == "" {
+		fx.key, fx.pub = filepath.Join(fx.dir, "ferry.key"), filepath.Join(fx.dir, "ferry.pub")
+		if err := verify.WriteKeyPair(fx.key, fx.pub, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	signer, err := verify.SignerFromFile(fx.key, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bom := manifest.NewBOM(rand.Text(), time.Now())
+	created := fx.created
+	if created.IsZero() {
+		created = time.Now()
+	}
+	bom := manifest.NewBOM(rand.Text(), created)
 	fx.blobs = map[string]fxBlob{}
 	for _, a := range fx.artifacts {
 		art := manifest.Artifact{Kind: a.kind, Name: a.name, Source: a.name, Dest: a.dest, Digest: a.root().digest(),
