@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ferrytool/ferry/manifest"
@@ -214,5 +215,79 @@ func TestWriteReplacesUnfinishedVolumes(t *testing.T) {
 	}
 	if left := listDir(t, dir); len(left) != 1 || left[0] != res.Volumes[0].Path {
 		t.Fatalf("files after write: %v", left)
+	}
+}
+
+// TestWriteAfterKillBetweenRenames kills a writing process (kill -9, from
+// inside, right after its first rename) and runs the same write again: it
+// recognises the set it left, replaces it, and leaves one complete set.
+func TestWriteAfterKillBetweenRenames(t *testing.T) {
+	f := newFixture(t, 300<<10)
+	const volumeSize = 400 << 10
+	write := func(ctx context.Context, dir string) (*Result, error) {
+		return Write(ctx, f.bom, f.src, WriteOptions{Dir: dir, Name: "test", VolumeSize: volumeSize, Signer: testSigner{"k"}})
+	}
+	if dir := os.Getenv("FERRY_TEST_KILLED_WRITE_DIR"); dir != "" {
+		// The child: die between the first and the second rename.
+		ctx := context.WithValue(context.Background(), commitHookKey{}, func(renamed int) {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		})
+		write(ctx, dir)
+		t.Fatal("the write was not killed")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWriteAfterKillBetweenRenames$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "FERRY_TEST_KILLED_WRITE_DIR="+dir)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child: %v, want killed\n%s", err, out)
+	}
+	left := listDir(t, dir)
+	var final, partial int
+	for _, n := range left {
+		switch {
+		case strings.HasSuffix(n, ".partial"):
+			partial++
+		case strings.Contains(n, ".tar.zst."):
+			final++
+		}
+	}
+	if final != 1 || partial < 1 {
+		t.Fatalf("after the kill: %v, want one volume renamed and the others not", left)
+	}
+	// Another writer's archive of the same name is still refused...
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "test.tar.zst.001"), []byte("someone else's"), 0o644)
+	if _, err := write(context.Background(), other); !errors.Is(err, ErrExists) {
+		t.Fatalf("write over a set it did not leave: %v, want ErrExists", err)
+	}
+	// ...and so is a file under a final name the marker does not vouch for.
+	renamed := filepath.Join(dir, "test.tar.zst.001")
+	saved, _ := os.ReadFile(renamed)
+	os.WriteFile(renamed, []byte("replaced since"), 0o644)
+	if err := CheckOutput(dir, "test"); !errors.Is(err, ErrExists) {
+		t.Fatalf("a changed file under a final name: %v, want ErrExists", err)
+	}
+	os.WriteFile(renamed, saved, 0o644)
+
+	if err := CheckOutput(dir, "test"); err != nil {
+		t.Fatalf("the unfinished set is not recognised: %v", err)
+	}
+	res, err := write(context.Background(), dir)
+	if err != nil {
+		t.Fatalf("the same write again: %v", err)
+	}
+	got := listDir(t, dir)
+	if len(got) != len(res.Volumes) {
+		t.Fatalf("after the second write: %v, want only the %d volumes", got, len(res.Volumes))
+	}
+	for _, n := range got {
+		if strings.HasSuffix(n, ".partial") || strings.Contains(n, "unfinished") {
+			t.Errorf("left behind: %s", n)
+		}
+	}
+	for _, p := range volumePaths(res) {
+		scanAll(t, p, testSigner{"k"})
 	}
 }

@@ -93,7 +93,7 @@ func Write(ctx context.Context, bom *manifest.BOM, src BlobSource, opts WriteOpt
 	if err := bom.Validate(); err != nil {
 		return nil, err
 	}
-	if err := refuseExisting(opts.Dir, opts.Name); err != nil {
+	if err := refuseExisting(opts.Dir, opts.Name, bom.ArchiveID); err != nil {
 		return nil, err
 	}
 	bomBytes, err := bom.Marshal()
@@ -146,7 +146,7 @@ func Write(ctx context.Context, bom *manifest.BOM, src BlobSource, opts WriteOpt
 	if err := w.finishVolume(true); err != nil {
 		return nil, err
 	}
-	return w.commit()
+	return w.commit(ctx)
 }
 
 type writer struct {
@@ -177,24 +177,22 @@ type volume struct {
 	parts   int
 }
 
-func refuseExisting(dir, name string) error {
-	matches, err := filepath.Glob(filepath.Join(dir, name+".tar.zst*"))
+// refuseExisting makes way for the archive: it refuses a file of its name
+// that this writer did not leave unfinished, removes what an unfinished
+// write left, and writes the marker of this write before any volume.
+func refuseExisting(dir, name, archiveID string) error {
+	left, err := leftovers(dir, name)
 	if err != nil {
 		return err
 	}
-	for _, m := range matches {
-		if filepath.Ext(m) != ".partial" {
-			return fmt.Errorf("%w: %s (remove it or choose another --output)", ErrExists, m)
+	// What is left was never a complete set this writer finished: removing
+	// it loses nothing.
+	for _, p := range left {
+		if err := os.Remove(p); err != nil && !isNotExist(err) {
+			return fmt.Errorf("remove unfinished volume %s: %w", p, err)
 		}
 	}
-	// Only partial volumes are left: an earlier write of this archive was cut
-	// off. They were never complete, so nothing is lost by removing them.
-	for _, m := range matches {
-		if err := os.Remove(m); err != nil {
-			return fmt.Errorf("remove unfinished volume %s: %w", m, err)
-		}
-	}
-	return nil
+	return writeMarker(dir, name, setMarker{ArchiveID: archiveID})
 }
 
 // headerBytes is the most the entries at the head of every volume take.
@@ -469,15 +467,22 @@ func (w *writer) finishVolume(final bool) error {
 	return nil
 }
 
-// commit renames the finished volumes to their final names.
-func (w *writer) commit() (*Result, error) {
+// commit renames the finished volumes to their final names. The marker
+// lists them first, so a cut between two renames leaves a set the next
+// write recognises as its own; it goes last, once every name is durable.
+func (w *writer) commit(ctx context.Context) (*Result, error) {
 	final := make([]string, len(w.volumes))
-	for i := range w.volumes {
+	m := setMarker{ArchiveID: w.bom.ArchiveID, Volumes: map[string]int64{}}
+	for i, v := range w.volumes {
 		if len(w.volumes) == 1 {
 			final[i] = filepath.Join(w.opts.Dir, w.opts.Name+".tar.zst")
 		} else {
 			final[i] = filepath.Join(w.opts.Dir, fmt.Sprintf("%s.tar.zst.%03d", w.opts.Name, i+1))
 		}
+		m.Volumes[filepath.Base(final[i])] = v.Size
+	}
+	if err := writeMarker(w.opts.Dir, w.opts.Name, m); err != nil {
+		return nil, err
 	}
 	for i, v := range w.volumes {
 		if err := os.Rename(v.Path, final[i]); err != nil {
@@ -486,20 +491,19 @@ func (w *writer) commit() (*Result, error) {
 			}
 			return nil, fmt.Errorf("rename volume %d: %w", v.Number, err)
 		}
+		commitHook(ctx, i+1)
 	}
 	res := &Result{BOMDigest: digestio.FromBytes(w.bomBytes)}
 	for i, v := range w.volumes {
 		v.Path = final[i]
 		res.Volumes = append(res.Volumes, v)
 	}
-	if d, err := os.Open(w.opts.Dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	syncDir(w.opts.Dir)
+	removeMarker(w.opts.Dir, w.opts.Name)
 	return res, nil
 }
 
-// abort removes every volume written so far.
+// abort removes every volume written so far, then the marker.
 func (w *writer) abort() {
 	if w.vol != nil {
 		w.vol.cw.flusher.stop()
@@ -508,6 +512,7 @@ func (w *writer) abort() {
 	for _, v := range w.volumes {
 		os.Remove(v.Path)
 	}
+	removeMarker(w.opts.Dir, w.opts.Name)
 }
 
 // ociIndex builds index.json: one entry per artifact, named by

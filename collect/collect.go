@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -194,13 +193,7 @@ func refuseExisting(dir, name string) error {
 	if dir == "" {
 		dir = "."
 	}
-	matches, _ := filepath.Glob(filepath.Join(dir, name+".tar.zst*"))
-	for _, m := range matches {
-		if filepath.Ext(m) != ".partial" {
-			return fmt.Errorf("%w: %s (remove it or choose another --output)", archive.ErrExists, m)
-		}
-	}
-	return nil
+	return archive.CheckOutput(dir, name)
 }
 
 func newArchiveID() string {
