@@ -175,6 +175,9 @@ type volume struct {
 	entries []store.Entry
 	content int // blob and part entries
 	parts   int
+	// used sums the bounds of the first counted entries (see room).
+	used    int64
+	counted int
 }
 
 // refuseExisting makes way for the archive: it refuses a file of its name
@@ -195,28 +198,12 @@ func refuseExisting(dir, name, archiveID string) error {
 	return writeMarker(dir, name, setMarker{ArchiveID: archiveID})
 }
 
-// headerBytes is the most the entries at the head of every volume take.
-func (w *writer) headerBytes() int64 {
-	return entryBound(int64(len(w.bomBytes))) + entryBound(int64(len(w.sig))) + entryBound(int64(len(ociLayoutContent)))
+// layout is the placement's view of this archive.
+func (w *writer) layout() layout {
+	return newLayout(w.opts.VolumeSize, len(w.bomBytes), len(w.sig), len(w.indexJSON))
 }
 
-// tailBytes is what must stay free for the entries that close a volume
-// holding n content entries: index.json, the index database, the tar end
-// marker and the trailer. The database bound is generous on purpose: its
-// pages are mostly zeros and its records JSON, both of which compress well,
-// and finishVolume checks the real size anyway.
-func (w *writer) tailBytes(n int) int64 {
-	db := int64(64<<10) + int64(len(w.bomBytes)) + int64(n)*512
-	return entryBound(int64(len(w.indexJSON))) + entryBound(db) + entryBound(1024) + trailerSize
-}
-
-func (w *writer) checkFits() error {
-	need := w.headerBytes() + w.tailBytes(1) + entryBound(minPart)
-	if w.opts.VolumeSize < need {
-		return fmt.Errorf("%w: %d bytes; this archive's bill of materials and index alone need %d", ErrVolumeSize, w.opts.VolumeSize, need)
-	}
-	return nil
-}
+func (w *writer) checkFits() error { return w.layout().fits() }
 
 func (w *writer) startVolume() error {
 	n := len(w.volumes) + 1
@@ -271,14 +258,14 @@ func (w *writer) writeEntry(name string, r io.Reader, size int64, compressed boo
 	return store.Entry{Path: name, Offset: start, Length: v.cw.n - start, Size: size}, nil
 }
 
-// room is how many bytes the next content entry may take in this volume.
+// room is how many bytes the next content entry may take in this volume,
+// counting the entries written so far by their bounds (see placement.go).
 func (w *writer) room() int64 {
-	return w.opts.VolumeSize - w.vol.cw.n - w.tailBytes(len(w.vol.entries)+1)
-}
-
-// freshRoom is the room of an empty volume.
-func (w *writer) freshRoom() int64 {
-	return w.opts.VolumeSize - w.headerBytes() - w.tailBytes(1)
+	v := w.vol
+	for ; v.counted < len(v.entries); v.counted++ {
+		v.used += entryBound(v.entries[v.counted].Size)
+	}
+	return w.layout().room(v.used, len(v.entries))
 }
 
 func (w *writer) writeBlob(ctx context.Context, src BlobSource, b manifest.Blob) error {
@@ -308,14 +295,13 @@ func (w *writer) writeBlob(ctx context.Context, src BlobSource, b manifest.Blob)
 		r = bytes.NewReader(data)
 	}
 	compressed := manifest.IsCompressed(b.MediaType)
-	if entryBound(b.Size) > w.room() {
-		if entryBound(b.Size) <= w.freshRoom() {
-			if err := w.nextVolume(); err != nil {
-				return err
-			}
-		} else {
-			return w.writeParts(b, r, compressed)
+	switch w.layout().placeWhole(b.Size, w.room()) {
+	case placeNext:
+		if err := w.nextVolume(); err != nil {
+			return err
 		}
+	case placeSplit:
+		return w.writeParts(b, r, compressed)
 	}
 	e, err := w.writeEntry(blobName(b.Digest), r, b.Size, compressed)
 	if err != nil {
@@ -349,14 +335,13 @@ func (w *writer) checkChildren(b manifest.Blob, data []byte) error {
 func (w *writer) writeParts(b manifest.Blob, r io.Reader, compressed bool) error {
 	var off int64
 	for off < b.Size {
-		n := largestContentWithin(w.room())
-		if n < minPart && w.vol.content > 0 {
+		n := nextPart(w.room(), b.Size-off, w.vol.content)
+		if n == 0 {
 			if err := w.nextVolume(); err != nil {
 				return err
 			}
 			continue
 		}
-		n = min(n, b.Size-off)
 		d := digestio.NewDigester()
 		e, err := w.writeEntry(partName(b.Digest, off), io.TeeReader(io.LimitReader(r, n), d), n, compressed)
 		if err != nil {

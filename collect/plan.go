@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"helm.sh/helm/v3/pkg/repo"
 
+	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/store"
@@ -36,15 +37,10 @@ type Plan struct {
 // Stats sums the plan.
 func (p *Plan) Stats() manifest.Stats { return p.BOM.Stats() }
 
-// EstimateVolumes is how many volumes the archive will need at most, assuming
-// nothing compresses.
-func (p *Plan) EstimateVolumes(volumeSize int64) int {
-	if volumeSize <= 0 {
-		volumeSize = defaultVolumeSize
-	}
-	s := p.Stats().StoredBytes
-	n := int((s + volumeSize - 1) / volumeSize)
-	return max(n, 1)
+// Volumes is how many volumes Collect writes for this plan, counted by the
+// archive writer's own placement.
+func (p *Plan) Volumes(volumeSize int64) (int, error) {
+	return archive.CountVolumes(p.BOM, volumeSize)
 }
 
 // MissingPacks lists the needed packs no file provides.

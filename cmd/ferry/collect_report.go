@@ -71,8 +71,14 @@ func printPlan(env *environment, plan *collect.Plan, volumeSize int64) {
 	tw.Flush()
 	printConversions(env.stdout, plan.BOM.Artifacts)
 	s := plan.Stats()
-	fmt.Fprintf(env.stdout, "\n%d artifacts, %d blobs: %s in total, %s to store (deduplication saves %s), at most %d volume(s)\n",
-		s.Artifacts, s.Blobs, humanBytes(s.LogicalBytes), humanBytes(s.StoredBytes), humanBytes(s.Saved()), plan.EstimateVolumes(volumeSize))
+	vols := "volumes: "
+	if n, err := plan.Volumes(volumeSize); err != nil {
+		vols += err.Error()
+	} else {
+		vols = fmt.Sprintf("%d volume(s)", n)
+	}
+	fmt.Fprintf(env.stdout, "\n%d artifacts, %d blobs: %s in total, %s to store (deduplication saves %s), %s\n",
+		s.Artifacts, s.Blobs, humanBytes(s.LogicalBytes), humanBytes(s.StoredBytes), humanBytes(s.Saved()), vols)
 }
 
 // printPacks prints the pack report of the bundles.

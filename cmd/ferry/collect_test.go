@@ -267,7 +267,7 @@ func TestCollectPlanListsReasonsWithoutDownloading(t *testing.T) {
 	}
 	for _, s := range []string{"chart: chart clearml 7.14.7: clearml/charts/cache/templates/statefulset.yaml",
 		"bundle: bundle clearml-bundle v1: WorkloadProfile clearml", "charts/clearml/clearml:7.14.7",
-		"spectro-packs/archive/metallb:0.15.2", "deduplication saves", "at most 1 volume(s)",
+		"spectro-packs/archive/metallb:0.15.2", "deduplication saves", "), 1 volume(s)",
 	} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("plan lacks %q:\n%s", s, r.stdout)
