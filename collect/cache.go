@@ -27,6 +27,7 @@ type Cache struct {
 	now func() time.Time
 	// rebuilt says why the index was started anew; empty normally.
 	rebuilt string
+	rec     *recorder
 }
 
 // cacheIndexName is the index file inside the cache folder.
@@ -57,14 +58,19 @@ func OpenCache(dir string) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache %s: %w", dir, err)
 	}
-	return &Cache{dir: dir, idx: idx, now: time.Now, rebuilt: rebuilt}, nil
+	return &Cache{dir: dir, idx: idx, now: time.Now, rebuilt: rebuilt, rec: newRecorder(idx)}, nil
 }
 
 // Rebuilt says why the index was started anew when it was, else "".
 func (c *Cache) Rebuilt() string { return c.rebuilt }
 
-// Close releases the index.
-func (c *Cache) Close() error { return c.idx.Close() }
+// Close records what is still queued and releases the index. Its error is
+// the first record that could not be written (those blobs are downloaded
+// again by a later collect), or the index's own.
+func (c *Cache) Close() error {
+	err := c.rec.close()
+	return errors.Join(err, c.idx.Close())
+}
 
 // Index is the cache's bbolt index.
 func (c *Cache) Index() *store.CacheIndex { return c.idx }
@@ -76,8 +82,14 @@ func (c *Cache) path(digest string) string {
 // Has reports whether the blob is recorded and its file has the expected
 // size. A record whose file went missing is dropped.
 func (c *Cache) Has(b manifest.Blob) bool {
-	rec, ok, err := c.idx.Blob(b.Digest)
-	if err != nil || !ok || rec.Size != b.Size {
+	rec, ok := c.rec.pending(b.Digest)
+	if !ok {
+		var err error
+		if rec, ok, err = c.idx.Blob(b.Digest); err != nil {
+			return false
+		}
+	}
+	if !ok || rec.Size != b.Size {
 		return false
 	}
 	st, err := os.Stat(c.path(b.Digest))
@@ -90,9 +102,12 @@ func (c *Cache) Has(b manifest.Blob) bool {
 
 // Lookup returns the recorded blob with this digest, whatever its size.
 func (c *Cache) Lookup(digest string) (manifest.Blob, bool) {
-	rec, ok, err := c.idx.Blob(digest)
-	if err != nil || !ok {
-		return manifest.Blob{}, false
+	rec, ok := c.rec.pending(digest)
+	if !ok {
+		var err error
+		if rec, ok, err = c.idx.Blob(digest); err != nil || !ok {
+			return manifest.Blob{}, false
+		}
 	}
 	b := manifest.Blob{Digest: rec.Digest, Size: rec.Size, MediaType: rec.MediaType}
 	if !c.Has(b) {
@@ -151,7 +166,10 @@ func (c *Cache) promote(path string, b manifest.Blob) error {
 		return fmt.Errorf("cache: %w", err)
 	}
 	now := c.now().UTC()
-	return c.idx.PutBlob(store.CacheBlob{Digest: b.Digest, Size: b.Size, MediaType: b.MediaType, Added: now, Used: now})
+	// Queued, not waited for: the writer promotes one blob after another,
+	// and a disk sync per blob would cost more than small blobs do.
+	c.rec.add(store.CacheBlob{Digest: b.Digest, Size: b.Size, MediaType: b.MediaType, Added: now, Used: now})
+	return nil
 }
 
 // PutBytes stores a small blob held in memory and returns its descriptor.

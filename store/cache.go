@@ -107,6 +107,25 @@ func (c *CacheIndex) PutBlob(b CacheBlob) error {
 	})
 }
 
+// PutBlobs records blobs whose files are in place, in one transaction: one
+// disk sync for all of them.
+func (c *CacheIndex) PutBlobs(bs []CacheBlob) error {
+	for _, b := range bs {
+		if err := manifest.CheckDigest(b.Digest); err != nil {
+			return err
+		}
+	}
+	return c.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketCacheBlobs)
+		for _, b := range bs {
+			if err := putJSON(bk, b.Digest, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // Blob returns the record of a blob.
 func (c *CacheIndex) Blob(digest string) (CacheBlob, bool, error) {
 	var b CacheBlob

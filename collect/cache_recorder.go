@@ -1,0 +1,96 @@
+package collect
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/ferrytool/ferry/store"
+)
+
+// recorder writes cache records in the background, as many as have
+// gathered in one transaction, so that recording a verified blob never
+// waits for a disk sync. Until written, a record is served from memory;
+// close writes the rest. Records lost to a crash cost a download, never a
+// wrong blob: a blob file without its record is not trusted.
+type recorder struct {
+	idx *store.CacheIndex
+
+	mu      sync.Mutex
+	queue   map[string]store.CacheBlob
+	writing map[string]store.CacheBlob // the batch being written
+	err     error
+	kick    chan struct{}
+	done    chan struct{}
+	stop    chan struct{}
+}
+
+func newRecorder(idx *store.CacheIndex) *recorder {
+	r := &recorder{idx: idx, queue: map[string]store.CacheBlob{}, kick: make(chan struct{}, 1), done: make(chan struct{}), stop: make(chan struct{})}
+	go r.run()
+	return r
+}
+
+func (r *recorder) add(b store.CacheBlob) {
+	r.mu.Lock()
+	r.queue[b.Digest] = b
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// pending returns a record not written yet.
+func (r *recorder) pending(digest string) (store.CacheBlob, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b, ok := r.queue[digest]; ok {
+		return b, true
+	}
+	b, ok := r.writing[digest]
+	return b, ok
+}
+
+func (r *recorder) run() {
+	defer close(r.done)
+	for {
+		select {
+		case <-r.kick:
+			r.flush()
+		case <-r.stop:
+			r.flush()
+			return
+		}
+	}
+}
+
+func (r *recorder) flush() {
+	r.mu.Lock()
+	batch := r.queue
+	r.queue = map[string]store.CacheBlob{}
+	r.writing = batch
+	r.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	list := make([]store.CacheBlob, 0, len(batch))
+	for _, b := range batch {
+		list = append(list, b)
+	}
+	err := r.idx.PutBlobs(list)
+	r.mu.Lock()
+	r.writing = nil
+	if err != nil && r.err == nil {
+		r.err = fmt.Errorf("cache index %s: %d records not written: %w", r.idx.Path(), len(list), err)
+	}
+	r.mu.Unlock()
+}
+
+// close writes what is queued and returns the first write that failed.
+func (r *recorder) close() error {
+	close(r.stop)
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
