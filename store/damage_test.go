@@ -174,10 +174,12 @@ func TestDamagedCacheIndex(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			var bs []CacheBlob
 			for i := range 300 {
-				if err := ci.PutBlob(CacheBlob{Digest: digestN(i), Size: int64(i)}); err != nil {
-					t.Fatal(err)
-				}
+				bs = append(bs, CacheBlob{Digest: digestN(i), Size: int64(i)})
+			}
+			if err := ci.PutBlobs(bs); err != nil {
+				t.Fatal(err)
 			}
 			ci.Close()
 			d.fn(t, path)
