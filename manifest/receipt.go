@@ -27,24 +27,27 @@ var ErrInvalidReceipt = errors.New("invalid receipt")
 // of ferry's destination, with the repositories and tags they sit under, and
 // the archives that brought them. The connected side trusts it once its
 // signature checks, and leaves out of the next archive what it lists.
+//
+// The JSON field tags give a readable form for reports; Marshal gives the
+// compact form that is signed and carried.
 type Receipt struct {
 	// Destination names the registry and base path the receipt describes;
 	// repositories are relative to it, as in a bill of materials.
-	Destination string
-	Created     time.Time
+	Destination string    `json:"destination"`
+	Created     time.Time `json:"created"`
 	// Tool names the ferry build that wrote the receipt.
-	Tool string
+	Tool string `json:"tool,omitempty"`
 	// SignedBy is the id of the key that signs the receipt, set by the
 	// signer. It is covered by the signature, so once that checks it tells
 	// an auditor which key vouched for the content.
-	SignedBy string
+	SignedBy string `json:"signedBy,omitempty"`
 	// Archives are the archives ingested into the destination.
-	Archives []ReceivedArchive
+	Archives []ReceivedArchive `json:"archives"`
 	// Blobs lists every manifest and blob held once, sorted by digest.
-	Blobs []HeldBlob
+	Blobs []HeldBlob `json:"blobs"`
 	// Artifacts lists every root manifest held, sorted by repository, tag
 	// and digest.
-	Artifacts []HeldArtifact
+	Artifacts []HeldArtifact `json:"artifacts"`
 }
 
 // ReceivedArchive names an archive that went into the destination.

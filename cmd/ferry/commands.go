@@ -13,5 +13,6 @@ func commands(env *environment) []*cli.Command {
 		keyCommand(env),
 		ingestCommand(env),
 		syncCommand(env),
+		receiptCommand(env),
 	}
 }
