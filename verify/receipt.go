@@ -25,7 +25,10 @@ import (
 //	tar --zstd -xf receipt.tar.zst
 //	cosign verify-blob --key site.pub --signature ferry/receipt.json.sig ferry/receipt.json
 const (
-	receiptEntry    = "ferry/receipt.json"
+	// ReceiptEntry is the name of the first entry of a receipt file, which
+	// tells a receipt from an archive volume (whose first entry is the bill
+	// of materials).
+	ReceiptEntry    = "ferry/receipt.json"
 	receiptSigEntry = "ferry/receipt.json.sig"
 )
 
@@ -109,7 +112,7 @@ func EncodeReceipt(ctx context.Context, r *manifest.Receipt, s *Signer) ([]byte,
 	for _, e := range []struct {
 		name string
 		data []byte
-	}{{receiptEntry, doc}, {receiptSigEntry, sig}} {
+	}{{ReceiptEntry, doc}, {receiptSigEntry, sig}} {
 		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: e.name, Size: int64(len(e.data)), Mode: 0o644,
 			ModTime: r.Created.UTC().Truncate(time.Second), Format: tar.FormatPAX}
 		if err := tw.WriteHeader(hdr); err != nil {
@@ -201,9 +204,9 @@ func readReceiptEntries(rd io.Reader) (doc, sig []byte, err error) {
 	}
 	defer dec.Close()
 	tr := tar.NewReader(dec)
-	doc, err = readReceiptEntry(tr, receiptEntry, manifest.MaxReceiptSize)
+	doc, err = readReceiptEntry(tr, ReceiptEntry, manifest.MaxReceiptSize)
 	if errors.Is(err, io.EOF) {
-		return nil, nil, fmt.Errorf("%w: no %s", ErrReceiptTruncated, receiptEntry)
+		return nil, nil, fmt.Errorf("%w: no %s", ErrReceiptTruncated, ReceiptEntry)
 	}
 	if err != nil {
 		return nil, nil, err

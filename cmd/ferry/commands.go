@@ -14,5 +14,6 @@ func commands(env *environment) []*cli.Command {
 		ingestCommand(env),
 		syncCommand(env),
 		receiptCommand(env),
+		diffCommand(env),
 	}
 }
