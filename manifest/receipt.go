@@ -157,6 +157,36 @@ func NewReceipt(destination string, created time.Time, archives []ReceivedArchiv
 	return r, nil
 }
 
+// BOMHoldings is what an archive puts at its destination once every
+// artifact is in: one holding per artifact, its child manifests told from
+// its blobs by media type. Artifacts without a destination repository hold
+// nothing in the registry and are left out.
+func BOMHoldings(b *BOM) []Holding {
+	blobs := make(map[string]Blob, len(b.Blobs))
+	for _, bl := range b.Blobs {
+		blobs[bl.Digest] = bl
+	}
+	var out []Holding
+	for _, a := range b.Artifacts {
+		if a.Dest.Repository == "" {
+			continue
+		}
+		h := Holding{Repository: a.Dest.Repository, Tag: a.Dest.Tag, Manifest: Blob{Digest: a.Digest, Size: a.Size}}
+		for _, d := range a.Blobs {
+			bl := blobs[d]
+			switch {
+			case d == a.Digest:
+			case IsManifest(bl.MediaType):
+				h.Manifests = append(h.Manifests, Blob{Digest: d, Size: bl.Size})
+			default:
+				h.Blobs = append(h.Blobs, Blob{Digest: d, Size: bl.Size})
+			}
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
 func (b HeldBlob) describe() string {
 	kind := "blob"
 	if b.Manifest {

@@ -238,3 +238,35 @@ func FuzzParseReceipt(f *testing.F) {
 		}
 	})
 }
+
+// What an archive puts at its destination, as a receipt, compares equal to
+// the archive's own bill of materials; an index's child manifests are held
+// as manifests.
+func TestBOMHoldings(t *testing.T) {
+	b := NewBOM("id", time.Unix(0, 0))
+	layer, cfg := Blob{Digest: dg("layer"), Size: 10}, Blob{Digest: dg("cfg"), Size: 2}
+	child := Blob{Digest: dg("child"), Size: 5, MediaType: MediaTypeOCIManifest}
+	index := Blob{Digest: dg("index"), Size: 7, MediaType: MediaTypeOCIIndex}
+	b.Blobs = []Blob{layer, cfg, child, index}
+	b.Artifacts = []Artifact{
+		{Kind: KindImage, Name: "x", Digest: index.Digest, Size: index.Size, MediaType: index.MediaType,
+			Blobs: []string{layer.Digest, cfg.Digest, child.Digest, index.Digest}, Dest: Destination{Repository: "images/x", Tag: "1"}},
+	}
+	if err := b.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReceipt("reg/base", time.Unix(0, 0), nil, BOMHoldings(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := r.Blob(child.Digest); !ok || !got.Manifest {
+		t.Errorf("child manifest held as %+v", got)
+	}
+	if got, _ := r.Blob(layer.Digest); got.Manifest {
+		t.Errorf("layer held as a manifest")
+	}
+	d := Diff(BOMInventory(b), ReceiptInventory(r))
+	if d.Unchanged != 1 || d.Travel != (Transfer{}) || len(d.Added)+len(d.Removed)+len(d.Changed) != 0 {
+		t.Errorf("the receipt of an archive differs from it: %+v", d)
+	}
+}

@@ -123,20 +123,7 @@ func TestDiffCommand(t *testing.T) {
 
 	// A receipt of what month 1 brought, against month 2's archive, gives
 	// the same delta.
-	var holdings []manifest.Holding
-	for _, art := range bom1.Artifacts {
-		h := manifest.Holding{Repository: art.Dest.Repository, Tag: art.Dest.Tag}
-		for _, d := range art.Blobs {
-			bl, _ := bom1.Blob(d)
-			if d == art.Digest {
-				h.Manifest = bl
-			} else {
-				h.Blobs = append(h.Blobs, bl)
-			}
-		}
-		holdings = append(holdings, h)
-	}
-	receipt, receiptPub := writeSiteReceipt(t, t.TempDir(), holdings)
+	receipt, receiptPub := writeSiteReceipt(t, t.TempDir(), manifest.BOMHoldings(bom1))
 	r = mustFerry(t, "diff", "--key", pub, "--receipt-pub", receiptPub, "--output", "json", receipt, b)
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatal(err)
