@@ -4,6 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -278,4 +281,44 @@ func packNamed(t *testing.T, nameData ...any) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// Whatever the bytes, reading a receipt never panics and never accepts
+// anything but what the key signed.
+func FuzzDecodeReceipt(f *testing.F) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, err := verify.NewSigner(key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	v, err := verify.NewVerifier(key.Public())
+	if err != nil {
+		f.Fatal(err)
+	}
+	r, err := manifest.NewReceipt("reg/base", time.Unix(0, 0), nil, []manifest.Holding{
+		{Repository: "images/x", Tag: "1", Manifest: manifest.Blob{Digest: receiptDigest("m"), Size: 3}, Blobs: []manifest.Blob{{Digest: receiptDigest("l"), Size: 9}}},
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := verify.EncodeReceipt(context.Background(), r, s)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := verify.DecodeReceipt(context.Background(), bytes.NewReader(data), v)
+		if err != nil {
+			return
+		}
+		// Accepted: it must be what was signed, since nothing else verifies.
+		if !reflect.DeepEqual(got, r) {
+			t.Fatalf("accepted a receipt that was never signed: %+v", got)
+		}
+	})
 }
