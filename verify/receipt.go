@@ -89,8 +89,9 @@ func WriteReceipt(ctx context.Context, path string, r *manifest.Receipt, s *Sign
 	return nil
 }
 
-// EncodeReceipt signs r and returns the bytes of a receipt file. The same
-// receipt and key always give the same bytes.
+// EncodeReceipt signs r and returns the bytes of a receipt file, setting
+// r.SignedBy as WriteReceipt does. The same receipt and key always give the
+// same bytes.
 func EncodeReceipt(ctx context.Context, r *manifest.Receipt, s *Signer) ([]byte, error) {
 	r.SignedBy = s.KeyID()
 	doc, err := r.Marshal()
