@@ -42,12 +42,12 @@ type Receipt struct {
 	// an auditor which key vouched for the content.
 	SignedBy string `json:"signedBy,omitempty"`
 	// Archives are the archives ingested into the destination.
-	Archives []ReceivedArchive `json:"archives"`
+	Archives []ReceivedArchive `json:"archives,omitempty"`
 	// Blobs lists every manifest and blob held once, sorted by digest.
-	Blobs []HeldBlob `json:"blobs"`
+	Blobs []HeldBlob `json:"blobs,omitempty"`
 	// Artifacts lists every root manifest held, sorted by repository, tag
 	// and digest.
-	Artifacts []HeldArtifact `json:"artifacts"`
+	Artifacts []HeldArtifact `json:"artifacts,omitempty"`
 }
 
 // ReceivedArchive names an archive that went into the destination.
@@ -98,7 +98,10 @@ type Holding struct {
 // and tag listed twice with different manifests. Holdings listed twice are
 // merged.
 func NewReceipt(destination string, created time.Time, archives []ReceivedArchive, holdings []Holding) (*Receipt, error) {
-	r := &Receipt{Destination: destination, Created: created.UTC(), Archives: append([]ReceivedArchive{}, archives...)}
+	r := &Receipt{Destination: destination, Created: created.UTC()}
+	if len(archives) > 0 {
+		r.Archives = append([]ReceivedArchive{}, archives...)
+	}
 	blobs := map[string]HeldBlob{}
 	add := func(b Blob, isManifest bool) error {
 		if err := CheckDigest(b.Digest); err != nil {
@@ -351,10 +354,14 @@ func ParseReceipt(data []byte) (*Receipt, error) {
 	if len(doc.Sizes) != len(doc.Digests) {
 		return nil, fmt.Errorf("%w: %d digests but %d sizes", ErrInvalidReceipt, len(doc.Digests), len(doc.Sizes))
 	}
-	r := &Receipt{Destination: doc.Destination, Created: doc.Created, Tool: doc.Tool, SignedBy: doc.SignedBy,
-		Archives: doc.Archives, Blobs: make([]HeldBlob, len(doc.Digests))}
+	// Empty lists are nil, as NewReceipt leaves them, so a receipt reads
+	// back equal to the one written.
+	r := &Receipt{Destination: doc.Destination, Created: doc.Created, Tool: doc.Tool, SignedBy: doc.SignedBy}
+	if len(doc.Archives) > 0 {
+		r.Archives = doc.Archives
+	}
 	for i, h := range doc.Digests {
-		r.Blobs[i] = HeldBlob{Digest: "sha256:" + h, Size: doc.Sizes[i]}
+		r.Blobs = append(r.Blobs, HeldBlob{Digest: "sha256:" + h, Size: doc.Sizes[i]})
 	}
 	for _, i := range doc.Manifests {
 		if i < 0 || i >= len(r.Blobs) {
