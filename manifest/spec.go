@@ -180,6 +180,9 @@ func ParseTransferSpec(data []byte, dir string) (*TransferSpec, error) {
 		return nil, fmt.Errorf("%w: %d bytes exceeds the %d byte limit", ErrInvalidSpec, len(data), MaxSpecSize)
 	}
 	data = bytes.ReplaceAll(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), []byte("\r\n"), []byte("\n"))
+	if line := secondDocument(data); line > 0 {
+		return nil, fmt.Errorf("%w: line %d starts a second YAML document; a transfer spec is one document (put every entry in one, or use one file per collect)", ErrInvalidSpec, line)
+	}
 	var s TransferSpec
 	if err := yaml.UnmarshalStrict(data, &s); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
@@ -192,6 +195,47 @@ func ParseTransferSpec(data []byte, dir string) (*TransferSpec, error) {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// secondDocument returns the line (from 1) of a document marker that starts
+// a second YAML document with content, or 0 when data holds one document.
+// A marker is "---" or "..." at the start of a line followed by nothing
+// or by blanks; YAML ends even a block scalar there, so a plain scan finds
+// every boundary a parser would.
+func secondDocument(data []byte) int {
+	content, marker := false, 0
+	for i, line := range strings.Split(string(data), "\n") {
+		if isDocMarker(line, "---") || isDocMarker(line, "...") {
+			if content && marker == 0 {
+				marker = i + 1
+			}
+			if rest := strings.TrimSpace(line[3:]); strings.HasPrefix(line, "---") && rest != "" && !strings.HasPrefix(rest, "#") {
+				// "--- value" holds content on the marker line itself.
+				if marker > 0 {
+					return marker
+				}
+				content = true
+			}
+			continue
+		}
+		t := strings.TrimSpace(line)
+		if t == "" || strings.HasPrefix(t, "#") || !content && strings.HasPrefix(t, "%") {
+			continue
+		}
+		if marker > 0 {
+			return marker
+		}
+		content = true
+	}
+	return 0
+}
+
+func isDocMarker(line, m string) bool {
+	if !strings.HasPrefix(line, m) {
+		return false
+	}
+	rest := line[len(m):]
+	return rest == "" || rest[0] == ' ' || rest[0] == '\t'
 }
 
 var platformPattern = regexp.MustCompile(`^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$`)

@@ -82,6 +82,9 @@ func TestParseTransferSpecRejects(t *testing.T) {
 		"bad upstream":     {"apiVersion: ferry.dev/v1alpha1\nkind: TransferSpec\nupstreamRepositories: {x: ftp://a}\n", "upstreamRepositories[x]"},
 		"oci with repo":    {"apiVersion: ferry.dev/v1alpha1\nkind: TransferSpec\ncharts: [{name: oci://r/c, repo: https://x}]\n", "not both"},
 		"image extra key":  {"apiVersion: ferry.dev/v1alpha1\nkind: TransferSpec\nimages: [{ref: x, tag: y}]\n", "tag"},
+		"two documents":    {"---\napiVersion: ferry.dev/v1alpha1\nkind: TransferSpec\nimages: [a]\n# more\n---\napiVersion: ferry.dev/v1alpha1\nkind: TransferSpec\nimages: [b]\n", "line 6 starts a second YAML document"},
+		"end then more":    {"apiVersion: ferry.dev/v1alpha1\nkind: TransferSpec\n...\nimages: [b]\n", "line 3 starts a second"},
+		"inline second":    {"apiVersion: ferry.dev/v1alpha1\nkind: TransferSpec\n--- {images: [b]}\n", "line 3 starts a second"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := ParseTransferSpec([]byte(c.doc), "")
@@ -89,6 +92,21 @@ func TestParseTransferSpecRejects(t *testing.T) {
 				t.Errorf("err %v, want ErrInvalidSpec naming %q", err, c.want)
 			}
 		})
+	}
+}
+
+// A leading marker, a trailing one and markers inside values are not a
+// second document.
+func TestParseTransferSpecOneDocument(t *testing.T) {
+	for _, doc := range []string{
+		"---\napiVersion: ferry.dev/v1alpha1\nkind: TransferSpec\nimages: [a]\n",
+		"%YAML 1.2\n---\napiVersion: ferry.dev/v1alpha1\nkind: TransferSpec\nimages: [a]\n---\n# nothing\n",
+		"apiVersion: ferry.dev/v1alpha1\nkind: TransferSpec\nimages: [a]\n...\n",
+		"apiVersion: ferry.dev/v1alpha1\nkind: TransferSpec\nimages:\n  - \"x---y\"\n  ---not-a-marker\n",
+	} {
+		if _, err := ParseTransferSpec([]byte(doc), ""); err != nil && strings.Contains(err.Error(), "second YAML document") {
+			t.Errorf("%q: %v", doc, err)
+		}
 	}
 }
 
