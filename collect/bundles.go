@@ -52,7 +52,10 @@ func (p *planner) readBundle(ctx context.Context, bs manifest.BundleSpec) (*bund
 		return nil, fmt.Errorf("bundle %s: %w", file, err)
 	}
 	for _, u := range b.Unparsed {
-		p.warn("bundle %s: %v (skipped)", file, u)
+		err := fmt.Errorf("%w: bundle %s: %v", ErrBundleDocument, file, u)
+		if err := p.brokenDocument(fmt.Sprintf("%s: %v", file, u), manifest.Reason{From: originOf(bs.Origin), Detail: "bundle " + bs.File}, err); err != nil {
+			return nil, err
+		}
 	}
 	name, version := bs.Name, bs.Version
 	fn, fv, _ := manifest.ParseBundleFileName(file)

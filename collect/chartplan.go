@@ -2,6 +2,7 @@ package collect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -74,6 +75,12 @@ func (p *planner) collectCharts(ctx context.Context, reqs []chartRequest) error 
 			}
 		}
 		fc, err := p.fetchChart(ctx, req.src)
+		if errors.Is(err, ErrChart) {
+			if err := p.brokenChart(req.src.String(), req.reason, err); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -89,7 +96,7 @@ func (p *planner) collectCharts(ctx context.Context, reqs []chartRequest) error 
 		done[key] = fc.res
 		p.arts = append(p.arts, fc.res)
 		p.progressResolved(fc.res.artifact)
-		if err := p.renderChart(fc, req); err != nil {
+		if err := p.renderChart(ctx, fc, req); err != nil {
 			return err
 		}
 	}
@@ -102,7 +109,7 @@ func isURL(u string) bool {
 }
 
 // renderChart renders a fetched chart and queues the images it references.
-func (p *planner) renderChart(fc *fetchedChart, req chartRequest) error {
+func (p *planner) renderChart(ctx context.Context, fc *fetchedChart, req chartRequest) error {
 	vals := map[string]any{}
 	for _, f := range req.valuesFiles {
 		data, err := os.ReadFile(p.spec.Path(f))
@@ -122,28 +129,33 @@ func (p *planner) renderChart(fc *fetchedChart, req chartRequest) error {
 	if kv == "" {
 		kv = p.spec.KubeVersion
 	}
-	opts := RenderOptions{ReleaseName: req.releaseName, Namespace: req.namespace, Values: vals, KubeVersion: kv}
-	label := "chart " + fc.chart.Metadata.Name + " " + fc.version
-	r, err := RenderImages(fc.chart, opts)
-	if err != nil && req.reason.From == "bundle" && len(req.values) > 0 {
+	// label names the chart once: reasons read "chart: clearml 7.14.4: ...".
+	label := fc.chart.Metadata.Name + " " + fc.version
+	archive, err := p.cache.ReadSmall(fc.res.blobs[chartLayerIndex(fc.res)].blob, maxChartSize)
+	if err != nil {
+		return fmt.Errorf("chart %s: %w", label, err)
+	}
+	rr := RenderRequest{Label: label, Chart: archive,
+		Options: RenderOptions{ReleaseName: req.releaseName, Namespace: req.namespace, Values: vals, KubeVersion: kv}}
+	r, err := p.opts.Renderer.Render(ctx, rr)
+	if err != nil && ctx.Err() == nil && !errors.Is(err, ErrRenderLimit) && req.reason.From == "bundle" && len(req.values) > 0 {
 		// A WorkloadProfile's values may hold PaletteAI macros a template
 		// cannot digest; the chart's own values still show its images.
-		p.warn("%s: did not render with the WorkloadProfile's values (%v); rendered with the chart's own", label, err)
-		opts.Values = nil
-		ch, lerr := p.loadChart(fc.res.blobs[chartLayerIndex(fc.res)].blob, label)
-		if lerr != nil {
-			return lerr
-		}
-		r, err = RenderImages(ch, opts)
+		p.warn("chart %s: did not render with the WorkloadProfile's values (%v); rendered with the chart's own", label, err)
+		rr.Options.Values = nil
+		r, err = p.opts.Renderer.Render(ctx, rr)
 	}
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return p.brokenChart("chart "+label, req.reason, err)
 	}
 	for _, w := range r.Warnings {
 		p.warn("%s", w)
 	}
 	for _, fi := range r.Images {
-		p.wantImage(fi.Ref, manifest.Reason{From: "chart", Detail: label + ": " + fi.Where})
+		p.wantFound(fi, manifest.Reason{From: "chart", Detail: label + ": " + fi.Where})
 	}
 	return nil
 }

@@ -54,6 +54,15 @@ type Options struct {
 	Tool string
 	// Now stamps the archive; nil means time.Now.
 	Now func() time.Time
+	// Renderer renders charts for image discovery; nil means InProcess,
+	// which has no time or memory bound.
+	Renderer Renderer
+	// Strict makes every gap an error (ErrGap): an image only chart
+	// annotations name that the source does not have.
+	Strict bool
+	// AllowBrokenCharts records a chart that does not load or render, and
+	// a bundle document that does not parse, as a gap instead of failing.
+	AllowBrokenCharts bool
 	// Logger receives debug records and warnings; nil discards.
 	Logger *slog.Logger
 	// Progress receives progress events; nil fields are not called.
@@ -101,6 +110,9 @@ func (o *Options) defaults() {
 	if o.Transport == nil {
 		o.Transport = http.DefaultTransport
 	}
+	if o.Renderer == nil {
+		o.Renderer = InProcess
+	}
 }
 
 // MakePlan resolves every requested artifact without downloading image
@@ -121,7 +133,14 @@ func makePlan(ctx context.Context, opts Options, cache *Cache) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.plan(ctx)
+	plan, err := p.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Strict && len(plan.Gaps) > 0 {
+		return nil, strictGapError(plan.Gaps)
+	}
+	return plan, nil
 }
 
 // Result describes a finished collect.

@@ -25,6 +25,14 @@ var (
 	ErrPack = errors.New("invalid pack")
 	// ErrChart is returned for a chart that does not load or render.
 	ErrChart = errors.New("chart cannot be rendered")
+	// ErrRenderLimit is returned, with ErrChart, for a chart whose
+	// rendering ran past its time or memory limit.
+	ErrRenderLimit = errors.New("chart rendering hit its limit")
+	// ErrBundleDocument is returned for a bundle document that does not
+	// parse.
+	ErrBundleDocument = errors.New("bundle document does not parse")
+	// ErrGap is returned by a strict collect that found gaps.
+	ErrGap = errors.New("content named but not available")
 )
 
 // ErrMirrorMismatch is returned when a registry mirror serves other content

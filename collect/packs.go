@@ -433,8 +433,10 @@ func packImages(values []byte, where string) (refs []FoundImage, warnings []stri
 }
 
 // packCharts renders the charts a pack tarball carries, each with the
-// values values.yaml gives it under charts.<name>.
-func (p *planner) packCharts(pk *pack, c *packContent, reasonFrom string) {
+// values values.yaml gives it under charts.<name>. A chart that does not
+// load or render fails the collect, or is a gap when broken charts are
+// allowed.
+func (p *planner) packCharts(ctx context.Context, pk *pack, c *packContent, reasonFrom string) error {
 	var doc map[string]any
 	yaml.Unmarshal(c.values, &doc)
 	chartVals, _ := doc["charts"].(map[string]any)
@@ -448,9 +450,13 @@ func (p *planner) packCharts(pk *pack, c *packContent, reasonFrom string) {
 	sort.Strings(names)
 	label := "pack " + pk.name + " " + pk.version
 	for _, n := range names {
+		why := manifest.Reason{From: reasonFrom, Detail: label + ": " + n}
 		ch, err := loader.LoadArchive(bytes.NewReader(c.charts[n]))
 		if err != nil {
-			p.warn("%s: %s is not a chart: %v", label, n, err)
+			err = fmt.Errorf("%w: %s (%s): %s does not load: %v", ErrChart, label, pk.file, n, err)
+			if err := p.brokenChart(label+": "+n, why, err); err != nil {
+				return err
+			}
 			continue
 		}
 		vals, _ := chartVals[ch.Metadata.Name].(map[string]any)
@@ -458,16 +464,23 @@ func (p *planner) packCharts(pk *pack, c *packContent, reasonFrom string) {
 		if isPaletteMacro(ns) {
 			ns = ""
 		}
-		r, err := RenderImages(ch, RenderOptions{ReleaseName: release, Namespace: ns, Values: vals, KubeVersion: p.spec.KubeVersion})
+		r, err := p.opts.Renderer.Render(ctx, RenderRequest{Label: label + ": " + n, Chart: c.charts[n],
+			Options: RenderOptions{ReleaseName: release, Namespace: ns, Values: vals, KubeVersion: p.spec.KubeVersion}})
 		if err != nil {
-			p.warn("%s: chart %s did not render (%v); only the images values.yaml lists are collected", label, n, err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err := p.brokenChart(label+": "+n, why, fmt.Errorf("%s (%s): %w", label, pk.file, err)); err != nil {
+				return err
+			}
 			continue
 		}
 		for _, w := range r.Warnings {
 			p.warn("%s: %s", label, w)
 		}
 		for _, fi := range r.Images {
-			p.wantImage(fi.Ref, manifest.Reason{From: reasonFrom, Detail: fmt.Sprintf("%s: %s: %s", label, n, fi.Where)})
+			p.wantFound(fi, manifest.Reason{From: reasonFrom, Detail: fmt.Sprintf("%s: %s: %s", label, n, fi.Where)})
 		}
 	}
+	return nil
 }

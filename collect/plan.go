@@ -29,6 +29,9 @@ type Plan struct {
 	// Warnings name what was found but not collected: Palette macros,
 	// values that are not image references, packs missing but allowed.
 	Warnings []string
+	// Gaps are what was found named but is not carried, also in the bill
+	// of materials.
+	Gaps []manifest.Gap
 
 	resolved []*resolved
 	puller   *remote.Puller
@@ -73,6 +76,7 @@ type planner struct {
 	order    []string
 	warnings []string
 	arts     []*resolved
+	gaps     gapBook
 }
 
 func (p *planner) warn(format string, args ...any) {
@@ -230,7 +234,9 @@ func (p *planner) plan(ctx context.Context) (*Plan, error) {
 		for _, fi := range refs {
 			p.wantImage(fi.Ref, manifest.Reason{From: "pack", Detail: where + ": values.yaml " + fi.Where})
 		}
-		p.packCharts(pk, contents[i], "pack")
+		if err := p.packCharts(ctx, pk, contents[i], "pack"); err != nil {
+			return nil, err
+		}
 	}
 	// 4. Charts named by the spec, then those of bundles.
 	for i, c := range spec.Charts {
@@ -309,7 +315,7 @@ func (p *planner) resolveImages(ctx context.Context) error {
 		g.Go(func() error {
 			r, err := p.images.resolveImage(gctx, w.ref)
 			if err != nil {
-				return fmt.Errorf("%w (wanted by %s)", err, reasonText(w.reasons))
+				return p.unresolved(w, err)
 			}
 			r.artifact.Reasons = w.reasons
 			for _, warning := range r.warnings {
@@ -329,6 +335,9 @@ func (p *planner) resolveImages(ctx context.Context) error {
 	// are two manifests side by side, not a conflict.
 	byDest := map[string]*resolved{}
 	for _, r := range results {
+		if r == nil { // a gap
+			continue
+		}
 		d := r.artifact.Dest.Key(r.artifact.Digest)
 		if prev, ok := byDest[d]; ok {
 			if prev.artifact.Digest != r.artifact.Digest {
@@ -381,10 +390,11 @@ func (p *planner) build(needs []PackNeed) (*Plan, error) {
 		}
 		bom.Artifacts = append(bom.Artifacts, r.artifact)
 	}
+	bom.Gaps = p.gaps.list()
 	if err := bom.Validate(); err != nil {
 		return nil, err
 	}
-	return &Plan{BOM: bom, Packs: needs, Warnings: p.warnings, resolved: p.arts, puller: p.images.puller}, nil
+	return &Plan{BOM: bom, Packs: needs, Warnings: p.warnings, Gaps: bom.Gaps, resolved: p.arts, puller: p.images.puller}, nil
 }
 
 // kindOrder puts what an operator checks first at the top.

@@ -1,12 +1,15 @@
 package collect
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"path"
 	"sort"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
 	"helm.sh/helm/v3/pkg/releaseutil"
@@ -21,29 +24,80 @@ const DefaultKubeVersion = "v1.33.0"
 type RenderOptions struct {
 	// ReleaseName and Namespace of the release; empty means the chart name
 	// and "default".
-	ReleaseName, Namespace string
+	ReleaseName string `json:"releaseName,omitempty"`
+	Namespace   string `json:"namespace,omitempty"`
 	// Values are user values, merged over the chart's own.
-	Values map[string]any
+	Values map[string]any `json:"values,omitempty"`
 	// KubeVersion is the Kubernetes version to render for; empty means
 	// DefaultKubeVersion, or another one the chart's kubeVersion accepts.
-	KubeVersion string
+	KubeVersion string `json:"kubeVersion,omitempty"`
 }
 
 // FoundImage is an image reference found in a chart, with where it was
 // found.
 type FoundImage struct {
 	// Ref is the reference as written.
-	Ref string
+	Ref string `json:"ref"`
 	// Where names the template file and field path, or the annotation.
-	Where string
+	Where string `json:"where"`
+	// Hint is set for an image only a Chart.yaml annotation names: the
+	// chart says it may use it, but what it renders does not. Collect
+	// carries it when the source has it and lists it as a gap otherwise.
+	Hint bool `json:"hint,omitempty"`
+	// ValuesPath is the values path that set a rendered image, when the
+	// chart's values hold the reference (or its repository) there, for
+	// the advice on an image the source lacks.
+	ValuesPath string `json:"valuesPath,omitempty"`
+}
+
+// RenderRequest is one chart to render for image discovery.
+type RenderRequest struct {
+	// Label names the chart in errors: "clearml 7.14.4", "pack x 1.0: charts/y.tgz".
+	Label string `json:"label"`
+	// Chart is the chart archive (.tgz) as Helm packages it.
+	Chart []byte `json:"chart"`
+	// Options say how to render it.
+	Options RenderOptions `json:"options"`
+}
+
+// Renderer renders charts for image discovery. Rendering runs chart
+// templates, which may loop without end or ask for any amount of memory:
+// a caller that needs bounds supplies a Renderer that runs RenderArchive
+// where it can be limited and killed (ferry runs it in a child process).
+type Renderer interface {
+	Render(ctx context.Context, req RenderRequest) (*Rendered, error)
+}
+
+// RendererFunc adapts a function to Renderer.
+type RendererFunc func(ctx context.Context, req RenderRequest) (*Rendered, error)
+
+// Render calls f.
+func (f RendererFunc) Render(ctx context.Context, req RenderRequest) (*Rendered, error) {
+	return f(ctx, req)
+}
+
+// InProcess renders in the calling process, without a time or memory
+// bound: for tests and charts that are trusted. It is what a zero
+// Options.Renderer means.
+var InProcess Renderer = RendererFunc(func(_ context.Context, req RenderRequest) (*Rendered, error) {
+	return RenderArchive(req)
+})
+
+// RenderArchive loads a chart archive and renders it with RenderImages.
+func RenderArchive(req RenderRequest) (*Rendered, error) {
+	ch, err := loader.LoadArchive(bytes.NewReader(req.Chart))
+	if err != nil {
+		return nil, fmt.Errorf("%w: chart %s does not load: %v", ErrChart, req.Label, err)
+	}
+	return RenderImages(ch, req.Options)
 }
 
 // Rendered is what rendering a chart found.
 type Rendered struct {
-	KubeVersion string
-	Images      []FoundImage
+	KubeVersion string       `json:"kubeVersion"`
+	Images      []FoundImage `json:"images"`
 	// Warnings name values that look like images but are not references.
-	Warnings []string
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // RenderImages renders ch the way `helm install --dry-run` would (subcharts
@@ -117,7 +171,25 @@ func RenderImages(ch *chart.Chart, opts RenderOptions) (*Rendered, error) {
 			}
 		}
 	}
-	out.Images = append(out.Images, annotationImages(ch, ch.Metadata.Name)...)
+	rendered := map[string]bool{}
+	for _, fi := range out.Images {
+		if n, err := NormalizeImage(fi.Ref); err == nil {
+			rendered[n] = true
+		}
+	}
+	for _, fi := range annotationImages(ch, ch.Metadata.Name) {
+		n, err := NormalizeImage(fi.Ref)
+		if err == nil && rendered[n] {
+			continue // the chart renders it; the template is the better reason
+		}
+		fi.Hint = true
+		out.Images = append(out.Images, fi)
+	}
+	for i := range out.Images {
+		if !out.Images[i].Hint {
+			out.Images[i].ValuesPath = valuesPathOf(top["Values"], out.Images[i].Ref)
+		}
+	}
 	return out, nil
 }
 
@@ -196,4 +268,54 @@ func annotationImages(ch *chart.Chart, at string) []FoundImage {
 		out = append(out, annotationImages(d, at+"/charts/"+d.Metadata.Name)...)
 	}
 	return out
+}
+
+// valuesPathOf finds where the render values hold ref, or its repository
+// without registry and tag: "mongodb.image.repository". Empty when no
+// value does.
+func valuesPathOf(values any, ref string) string {
+	repo := ref
+	if i := strings.LastIndex(repo, "@"); i > 0 {
+		repo = repo[:i]
+	}
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	want := []string{ref, repo}
+	if i := strings.Index(repo, "/"); i > 0 && strings.ContainsAny(repo[:i], ".:") {
+		want = append(want, repo[i+1:])
+	}
+	var found string
+	var walk func(v any, at string)
+	walk = func(v any, at string) {
+		if found != "" {
+			return
+		}
+		switch t := v.(type) {
+		case chartutil.Values:
+			walk(map[string]any(t), at)
+		case map[string]any:
+			keys := make([]string, 0, len(t))
+			for k := range t {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				p := k
+				if at != "" {
+					p = at + "." + k
+				}
+				walk(t[k], p)
+			}
+		case string:
+			for _, w := range want {
+				if t == w && w != "" {
+					found = at
+					return
+				}
+			}
+		}
+	}
+	walk(values, "")
+	return found
 }

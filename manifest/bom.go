@@ -44,6 +44,8 @@ type BOM struct {
 	// Blobs lists every blob once, in archive order: children before the
 	// manifests that reference them.
 	Blobs []Blob `json:"blobs"`
+	// Gaps lists what collect found named but did not carry.
+	Gaps []Gap `json:"gaps,omitempty"`
 }
 
 // Artifact is one thing the operator asked for (or that a bundle needs), with
@@ -98,6 +100,33 @@ type Reason struct {
 	From string `json:"from"`
 	// Detail names the chart, template file and field path, or pack.
 	Detail string `json:"detail,omitempty"`
+	// Hint is set when only a chart's Chart.yaml annotation names the
+	// image: what the chart renders does not use it.
+	Hint bool `json:"hint,omitempty"`
+}
+
+// Gap kinds.
+const (
+	// GapImage is an image only chart annotations name that the source
+	// does not have.
+	GapImage = "image"
+	// GapChart is a chart that does not load or render.
+	GapChart = "chart"
+	// GapDocument is a bundle document that does not parse.
+	GapDocument = "document"
+)
+
+// Gap is something collect found named but did not carry, and why: an
+// air-gapped install that needs it will miss it.
+type Gap struct {
+	// Kind is GapImage, GapChart or GapDocument.
+	Kind string `json:"kind"`
+	// Name is the image reference, the chart, or the file and document.
+	Name string `json:"name"`
+	// Reason says why it is not carried.
+	Reason string `json:"reason"`
+	// WantedBy says what named it.
+	WantedBy []Reason `json:"wantedBy,omitempty"`
 }
 
 // Blob is one content-addressed blob of the archive.

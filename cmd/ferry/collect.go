@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/urfave/cli/v2"
@@ -51,6 +52,11 @@ type collectFlags struct {
 	plainHTTP         bool
 	plan              bool
 	quiet             bool
+	strict            bool
+	allowBrokenCharts bool
+	renderTimeout     time.Duration
+	renderMemory      string
+	report            string
 }
 
 func collectCommand(env *environment) *cli.Command {
@@ -80,6 +86,7 @@ func collectCommand(env *environment) *cli.Command {
 			&cli.StringFlag{Name: "volume-size", Value: strconv.FormatInt(archive.DefaultVolumeSize, 10), Usage: "largest volume file, in bytes or with a unit (700M, 4G); the default is what FAT32 holds", Destination: &f.volumeSize},
 			&cli.BoolFlag{Name: "plan", Usage: "only resolve: list every artifact with its reason, sizes and volumes; download no image layer", Destination: &f.plan},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &f.quiet},
+			&cli.StringFlag{Name: "report", Usage: "also write the outcome as JSON to `FILE`: artifacts, gaps, warnings, volumes", Destination: &f.report},
 		),
 		Action: func(c *cli.Context) error { return runCollect(c, env, &f) },
 	}
@@ -116,7 +123,29 @@ func sourceFlags(f *collectFlags, verb string) []cli.Flag {
 		&cli.StringFlag{Name: "cache-dir", Usage: "download cache (default: the user cache folder's ferry/)", Destination: &f.cacheDir},
 		&cli.BoolFlag{Name: "plain-http", Usage: "allow source registries over plain HTTP", Destination: &f.plainHTTP},
 		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: jobs, Destination: &f.jobs},
+		&cli.BoolFlag{Name: "strict", Usage: "fail on any gap: an image only chart annotations name that the source does not have (without it, gaps are listed and recorded in the bill of materials)", Destination: &f.strict},
+		&cli.BoolFlag{Name: "allow-broken-charts", Usage: "record a chart that does not load or render, or a bundle document that does not parse, as a gap instead of failing", Destination: &f.allowBrokenCharts},
+		&cli.DurationFlag{Name: "render-timeout", Value: defaultRenderTimeout, Usage: "time limit for rendering one chart", Destination: &f.renderTimeout},
+		&cli.StringFlag{Name: "render-memory", Value: "512M", Usage: "memory limit for rendering one chart, in bytes or with a unit (512M, 1G)", Destination: &f.renderMemory},
 	}
+}
+
+// applyRender sets how charts are rendered (in a bounded child process)
+// and what becomes of gaps.
+func (f *collectFlags) applyRender(opts *collect.Options) error {
+	mem, err := parseSize(f.renderMemory)
+	if err != nil {
+		return usageErrorf("--render-memory: %v", err)
+	}
+	if f.renderTimeout <= 0 {
+		return usageErrorf("--render-timeout %s: give a positive duration", f.renderTimeout)
+	}
+	r, err := newChildRenderer(f.renderTimeout, mem)
+	if err != nil {
+		return err
+	}
+	opts.Renderer, opts.Strict, opts.AllowBrokenCharts = r, f.strict, f.allowBrokenCharts
+	return nil
 }
 
 // buildSpec reads --spec and adds what the flags name.
@@ -265,6 +294,9 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 		VolumeSize: volumeSize,
 		Tool:       "ferry " + version,
 	}
+	if err := f.applyRender(&opts); err != nil {
+		return err
+	}
 	if spec.PackKey != "" {
 		pub, err := verify.LoadPublicKey(spec.Path(spec.PackKey))
 		if err != nil {
@@ -291,7 +323,8 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 		}
 		printWarnings(env, plan.Warnings)
 		printPlan(env, plan, volumeSize)
-		return nil
+		printGaps(env, plan.Gaps)
+		return writeCollectReport(f.report, plan.BOM, plan.Warnings, nil)
 	}
 	if f.key == "" || f.output == "" {
 		return usageErrorf("collect: --key and --output are required (or use --plan)")
@@ -334,7 +367,8 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 	for _, v := range res.Volumes {
 		fmt.Fprintf(env.stdout, "  %s  %s\n", v.Path, humanBytes(v.Size))
 	}
-	return nil
+	printGaps(env, res.BOM.Gaps)
+	return writeCollectReport(f.report, res.BOM, res.Warnings, res.Volumes)
 }
 
 // collectProgress shows one bar per active download of 1 MiB or more, one
@@ -403,12 +437,19 @@ func collectExit(err error) error {
 	case errors.Is(err, collect.ErrBadPackSignature), errors.Is(err, verify.ErrBadSignature), errors.Is(err, verify.ErrNoSignature),
 		errors.Is(err, collect.ErrMirrorMismatch):
 		return withCode(ExitVerify, err)
-	case errors.Is(err, collect.ErrMissingPack), errors.Is(err, collect.ErrNotFound):
+	case errors.Is(err, errRenderTimeout):
+		return withCode(ExitTimeout, err)
+	case errors.Is(err, collect.ErrMissingPack), errors.Is(err, collect.ErrNotFound), errors.Is(err, collect.ErrGap),
+		errors.Is(err, collect.ErrChart):
+		var mie *collect.MissingImageError
+		if errors.As(err, &mie) {
+			err = fmt.Errorf("%w; the chart sets it at values path %s: point that at where the image is now (--set %s=<repository> or the spec's chart values), or pull it through --registry-mirror SOURCE=MIRROR", err, mie.ValuesPath, mie.ValuesPath)
+		}
 		return withCode(ExitIncomplete, err)
 	case errors.Is(err, collect.ErrSource):
 		return withCode(ExitRegistry, err)
 	case errors.Is(err, collect.ErrConflict), errors.Is(err, collect.ErrNothing), errors.Is(err, collect.ErrUsage),
-		errors.Is(err, manifest.ErrInvalidSpec), errors.Is(err, manifest.ErrInvalidBundle):
+		errors.Is(err, manifest.ErrInvalidSpec), errors.Is(err, manifest.ErrInvalidBundle), errors.Is(err, collect.ErrBundleDocument):
 		return withCode(ExitUsage, err)
 	case errors.Is(err, archive.ErrExists), errors.Is(err, archive.ErrVolumeSize):
 		return withCode(ExitUsage, err)

@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"text/tabwriter"
 
+	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/collect"
+	"github.com/ferrytool/ferry/manifest"
 )
 
 // What `ferry collect` shows besides progress: warnings, the plan, the pack
@@ -93,4 +96,59 @@ func printPacks(env *environment, needs []collect.PackNeed) {
 		fmt.Fprintf(tw, "%s\t%s\tbundle %s, ClusterProfile %s\t%s\n", n.Name, n.Version, n.Bundle, n.Profile, by)
 	}
 	tw.Flush()
+}
+
+// printGaps lists what was found named but not carried.
+func printGaps(env *environment, gaps []manifest.Gap) {
+	if len(gaps) == 0 {
+		return
+	}
+	fmt.Fprintf(env.stdout, "\n%d gap(s): named but not carried (recorded in the bill of materials; --strict makes them fatal):\n", len(gaps))
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tNAME\tWANTED BY\tREASON")
+	for _, g := range gaps {
+		var by []string
+		for _, r := range g.WantedBy {
+			by = append(by, strings.TrimSpace(r.From+": "+r.Detail))
+		}
+		if len(by) == 0 {
+			by = []string{"-"}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.Kind, g.Name, by[0], g.Reason)
+		for _, b := range by[1:] {
+			fmt.Fprintf(tw, "\t\t%s\t\n", b)
+		}
+	}
+	tw.Flush()
+}
+
+// collectReport is what --report writes.
+type collectReport struct {
+	ArchiveID string               `json:"archiveID"`
+	Artifacts []manifest.Artifact  `json:"artifacts"`
+	Gaps      []manifest.Gap       `json:"gaps"`
+	Warnings  []string             `json:"warnings"`
+	Volumes   []archive.VolumeInfo `json:"volumes,omitempty"`
+}
+
+func writeCollectReport(path string, bom *manifest.BOM, warnings []string, volumes []archive.VolumeInfo) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	rep := collectReport{ArchiveID: bom.ArchiveID, Artifacts: bom.Artifacts, Gaps: bom.Gaps, Warnings: warnings, Volumes: volumes}
+	if rep.Gaps == nil {
+		rep.Gaps = []manifest.Gap{}
+	}
+	if rep.Warnings == nil {
+		rep.Warnings = []string{}
+	}
+	if err := writeJSON(f, rep); err != nil {
+		f.Close()
+		return fmt.Errorf("--report: %w", err)
+	}
+	return f.Close()
 }

@@ -15,5 +15,7 @@ func commands(env *environment) []*cli.Command {
 		syncCommand(env),
 		receiptCommand(env),
 		diffCommand(env),
+		completionCommand(env, func() []*cli.Command { return commands(env) }),
+		renderChildCommand(env),
 	}
 }

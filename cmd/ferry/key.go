@@ -37,6 +37,9 @@ func keyCommand(env *environment) *cli.Command {
 				&cli.BoolFlag{Name: "passphrase-stdin", Usage: "read a passphrase for the private key from standard input", Destination: &f.passphraseStdin},
 			},
 			Action: func(c *cli.Context) error {
+				if c.NArg() > 0 {
+					return usageErrorf("key generate takes no arguments (got %q); give the path prefix with --output", c.Args().First())
+				}
 				pass, err := readPassphrase(env, f.passphraseStdin)
 				if err != nil {
 					return err

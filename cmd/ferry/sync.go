@@ -162,6 +162,9 @@ func runSync(c *cli.Context, env *environment, f *syncFlags) error {
 		// The same vendor key checks the packs again on their way up.
 		iopts.PackVerifier = packVerifier{pub: pub}
 	}
+	if err := f.src.applyRender(&copts); err != nil {
+		return err
+	}
 	if copts.CacheDir = f.src.cacheDir; copts.CacheDir == "" {
 		base, err := os.UserCacheDir()
 		if err != nil {

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferrytool/ferry/collect"
+)
+
+// Charts are rendered in a child process of ferry: a template can loop
+// forever or build a string of any size, and Go cannot stop a goroutine
+// or cap its memory. The child is ferry itself, running a hidden command;
+// it is killed when its time runs out or ferry is interrupted, and the
+// kernel refuses it memory past its limit.
+
+// renderCommandName is the hidden command the child runs.
+const renderCommandName = "__render-chart"
+
+// Render bounds, the defaults of --render-timeout and --render-memory.
+const (
+	defaultRenderTimeout = 3 * time.Minute
+	// maxRenderRequest caps what the child reads: a chart archive and
+	// its values, as JSON.
+	maxRenderRequest = 512 << 20
+	// maxRenderOutput caps what ferry reads back from the child.
+	maxRenderOutput = 64 << 20
+)
+
+// errRenderTimeout marks a chart whose rendering ran out of time.
+var errRenderTimeout = errors.New("render timeout")
+
+// renderResponse is what the child writes on standard output.
+type renderResponse struct {
+	Rendered *collect.Rendered `json:"rendered,omitempty"`
+	Error    string            `json:"error,omitempty"`
+}
+
+// childRenderer renders each chart in a new child process.
+type childRenderer struct {
+	exe     string
+	timeout time.Duration
+	memory  int64
+}
+
+func newChildRenderer(timeout time.Duration, memory int64) (*childRenderer, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("cannot find the ferry executable to render charts with: %w", err)
+	}
+	return &childRenderer{exe: exe, timeout: timeout, memory: memory}, nil
+}
+
+func (r *childRenderer) Render(ctx context.Context, req collect.RenderRequest) (*collect.Rendered, error) {
+	in, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: chart %s: values: %v", collect.ErrChart, req.Label, err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(rctx, r.exe, renderCommandName, "--memory", strconv.FormatInt(r.memory, 10))
+	cmd.Stdin = bytes.NewReader(in)
+	var out bytes.Buffer
+	stderr := &tailBuffer{max: 4 << 10}
+	cmd.Stdout = &limitedWriter{w: &out, n: maxRenderOutput}
+	cmd.Stderr = stderr
+	// The child dies with ferry, even when ferry itself is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.WaitDelay = time.Second
+	runErr := cmd.Run()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if errors.Is(rctx.Err(), context.DeadlineExceeded) {
+		return nil, &renderLimitError{timeout: true, err: fmt.Errorf("%w: %w: chart %s: rendering ran past its time limit of %s (--render-timeout)", collect.ErrChart, collect.ErrRenderLimit, req.Label, r.timeout)}
+	}
+	var resp renderResponse
+	if runErr == nil && json.Unmarshal(out.Bytes(), &resp) == nil {
+		if resp.Error != "" {
+			return nil, fmt.Errorf("%w: %s", collect.ErrChart, strings.TrimPrefix(resp.Error, collect.ErrChart.Error()+": "))
+		}
+		if resp.Rendered != nil {
+			return resp.Rendered, nil
+		}
+	}
+	peak := int64(0)
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
+		peak = ru.Maxrss << 10
+	}
+	if strings.Contains(stderr.String(), "out of memory") || peak >= r.memory {
+		return nil, fmt.Errorf("%w: %w: chart %s: rendering needed more than its memory limit of %s (--render-memory)", collect.ErrChart, collect.ErrRenderLimit, req.Label, humanBytes(r.memory))
+	}
+	return nil, fmt.Errorf("%w: chart %s: the rendering process failed (%v): %s", collect.ErrChart, req.Label, runErr, lastLine(stderr.String()))
+}
+
+// renderChildCommand is the hidden command a child runs: it reads one
+// collect.RenderRequest as JSON on standard input and writes a
+// renderResponse on standard output.
+func renderChildCommand(env *environment) *cli.Command {
+	var memory int64
+	return &cli.Command{
+		Name:   renderCommandName,
+		Hidden: true,
+		Usage:  "render one chart for image discovery (ferry runs it as a child process)",
+		Flags: []cli.Flag{
+			&cli.Int64Flag{Name: "memory", Usage: "memory limit in bytes", Destination: &memory},
+		},
+		Action: func(c *cli.Context) error {
+			if memory > 0 {
+				// The kernel refuses heap past the limit, and the collector
+				// works harder as it comes near.
+				lim := syscall.Rlimit{Cur: uint64(memory), Max: uint64(memory)}
+				if err := syscall.Setrlimit(syscall.RLIMIT_DATA, &lim); err != nil {
+					return fmt.Errorf("render: memory limit: %w", err)
+				}
+				debug.SetMemoryLimit(memory * 3 / 4)
+			}
+			data, err := io.ReadAll(io.LimitReader(env.stdin, maxRenderRequest+1))
+			if err != nil || len(data) > maxRenderRequest {
+				return fmt.Errorf("render: read request: %v (%d bytes)", err, len(data))
+			}
+			var req collect.RenderRequest
+			if err := json.Unmarshal(data, &req); err != nil {
+				return fmt.Errorf("render: request: %w", err)
+			}
+			var resp renderResponse
+			r, err := collect.RenderArchive(req)
+			if err != nil {
+				resp.Error = err.Error()
+			} else {
+				resp.Rendered = r
+			}
+			return json.NewEncoder(env.stdout).Encode(resp)
+		},
+	}
+}
+
+// renderLimitError is a chart that ran past its time limit; it is also
+// errRenderTimeout so that the exit code says a bound ran out.
+type renderLimitError struct {
+	timeout bool
+	err     error
+}
+
+func (e *renderLimitError) Error() string { return e.err.Error() }
+func (e *renderLimitError) Unwrap() error { return e.err }
+func (e *renderLimitError) Is(target error) bool {
+	return e.timeout && target == errRenderTimeout
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = t.b[len(t.b)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string { return string(t.b) }
+
+// limitedWriter fails once more than n bytes were written.
+type limitedWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.n {
+		return 0, errors.New("render output too large")
+	}
+	l.n -= int64(len(p))
+	return l.w.Write(p)
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := range lines {
+		if l := strings.TrimSpace(lines[i]); strings.HasPrefix(l, "fatal error") || strings.HasPrefix(l, "panic") {
+			return l
+		}
+	}
+	return strings.TrimSpace(lines[len(lines)-1])
+}
