@@ -126,7 +126,7 @@ func sourceFlags(f *collectFlags, verb string) []cli.Flag {
 		&cli.BoolFlag{Name: "strict", Usage: "fail on any gap: an image only chart annotations name that the source does not have (without it, gaps are listed and recorded in the bill of materials)", Destination: &f.strict},
 		&cli.BoolFlag{Name: "allow-broken-charts", Usage: "record a chart that does not load or render, or a bundle document that does not parse, as a gap instead of failing", Destination: &f.allowBrokenCharts},
 		&cli.DurationFlag{Name: "render-timeout", Value: defaultRenderTimeout, Usage: "time limit for rendering one chart", Destination: &f.renderTimeout},
-		&cli.StringFlag{Name: "render-memory", Value: "512M", Usage: "memory limit for rendering one chart, in bytes or with a unit (512M, 1G)", Destination: &f.renderMemory},
+		&cli.StringFlag{Name: "render-memory", Value: "256M", Usage: "memory limit for rendering one chart, in bytes or with a unit (512M, 1G)", Destination: &f.renderMemory},
 	}
 }
 

@@ -73,7 +73,7 @@ func (r *childRenderer) Render(ctx context.Context, req collect.RenderRequest) (
 	cmd := exec.CommandContext(rctx, r.exe, renderCommandName, "--memory", strconv.FormatInt(r.memory, 10))
 	cmd.Stdin = bytes.NewReader(in)
 	var out bytes.Buffer
-	stderr := &tailBuffer{max: 4 << 10}
+	stderr := &headBuffer{max: 4 << 10}
 	cmd.Stdout = &limitedWriter{w: &out, n: maxRenderOutput}
 	cmd.Stderr = stderr
 	// The child dies with ferry, even when ferry itself is killed.
@@ -99,10 +99,12 @@ func (r *childRenderer) Render(ctx context.Context, req collect.RenderRequest) (
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
 		peak = ru.Maxrss << 10
 	}
-	if strings.Contains(stderr.String(), "out of memory") || peak >= r.memory {
+	// The runtime dies with "out of memory" when the kernel refuses heap,
+	// or fails to start a thread when it refuses a thread's stack.
+	if msg := stderr.String(); strings.Contains(msg, "out of memory") || strings.Contains(msg, "pthread_create failed") || peak >= r.memory {
 		return nil, fmt.Errorf("%w: %w: chart %s: rendering needed more than its memory limit of %s (--render-memory)", collect.ErrChart, collect.ErrRenderLimit, req.Label, humanBytes(r.memory))
 	}
-	return nil, fmt.Errorf("%w: chart %s: the rendering process failed (%v): %s", collect.ErrChart, req.Label, runErr, lastLine(stderr.String()))
+	return nil, fmt.Errorf("%w: chart %s: the rendering process failed (%v): %s", collect.ErrChart, req.Label, runErr, firstLine(stderr.String()))
 }
 
 // renderChildCommand is the hidden command a child runs: it reads one
@@ -160,21 +162,21 @@ func (e *renderLimitError) Is(target error) bool {
 	return e.timeout && target == errRenderTimeout
 }
 
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
+// headBuffer keeps the first max bytes written to it: where the Go
+// runtime says why it died, before its goroutine dump.
+type headBuffer struct {
 	max int
 	b   []byte
 }
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = t.b[len(t.b)-t.max:]
+func (t *headBuffer) Write(p []byte) (int, error) {
+	if room := t.max - len(t.b); room > 0 {
+		t.b = append(t.b, p[:min(room, len(p))]...)
 	}
 	return len(p), nil
 }
 
-func (t *tailBuffer) String() string { return string(t.b) }
+func (t *headBuffer) String() string { return string(t.b) }
 
 // limitedWriter fails once more than n bytes were written.
 type limitedWriter struct {
@@ -190,12 +192,14 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func lastLine(s string) string {
+// firstLine is the line of a child's standard error that says why it
+// failed.
+func firstLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
-	for i := range lines {
-		if l := strings.TrimSpace(lines[i]); strings.HasPrefix(l, "fatal error") || strings.HasPrefix(l, "panic") {
+	for _, l := range lines {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "fatal error") || strings.HasPrefix(l, "panic") || strings.HasPrefix(l, "ferry:") {
 			return l
 		}
 	}
-	return strings.TrimSpace(lines[len(lines)-1])
+	return strings.TrimSpace(lines[0])
 }
