@@ -47,6 +47,10 @@ func reorderArgs(app *cli.App, args []string) ([]string, error) {
 	if err := cl.checkRequired(); err != nil {
 		return nil, err
 	}
+	if cl.help {
+		// Help is about the command; arguments would be taken for a topic.
+		cl.args = nil
+	}
 	out := []string{args[0]}
 	for i, c := range cl.path {
 		if c != nil {
@@ -87,6 +91,11 @@ func splitCommandLine(app *cli.App, args []string) (*commandLine, error) {
 			}
 			if n == 0 { // not known yet: a flag of a subcommand named later
 				rest = append(rest, a)
+				name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+				if !hasValue && i+1 < len(args) && laterTakesValue(cmds, name) {
+					i++
+					rest = append(rest, args[i])
+				}
 				continue
 			}
 			i += n - 1
@@ -233,6 +242,20 @@ func shortBools(defs map[string]cli.Flag, s string) bool {
 		}
 	}
 	return true
+}
+
+// laterTakesValue says whether a subcommand below cmds defines flag name
+// with a value.
+func laterTakesValue(cmds []*cli.Command, name string) bool {
+	for _, c := range cmds {
+		if f, ok := commandFlags(c)[name]; ok && takesValue(f) {
+			return true
+		}
+		if laterTakesValue(c.Subcommands, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func findCommand(cmds []*cli.Command, name string) *cli.Command {

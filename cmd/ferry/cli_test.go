@@ -92,7 +92,10 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-var keyIDPattern = regexp.MustCompile(`sha256:[0-9a-f]{64}`)
+var (
+	keyIDPattern = regexp.MustCompile(`sha256:[0-9a-f]{64}`)
+	spaces       = regexp.MustCompile(`  +`)
+)
 
 // normalized is a run's exit code and output with the test's folders and
 // key ids replaced, so that it can be compared across runs.
@@ -101,7 +104,9 @@ func (r result) normalized(dirs ...string) string {
 	for _, d := range dirs {
 		s = strings.ReplaceAll(s, d, "$DIR")
 	}
-	return keyIDPattern.ReplaceAllString(s, "sha256:$$KEYID")
+	s = keyIDPattern.ReplaceAllString(s, "sha256:$$KEYID")
+	// Table columns are as wide as the folder names, which vary.
+	return spaces.ReplaceAllString(s, "  ")
 }
 
 // TestFlagsAnywhere runs every command with its flags before, between and
@@ -119,6 +124,7 @@ func TestFlagsAnywhere(t *testing.T) {
 	}
 	journal := filepath.Join(dir, "journal.db")
 	cache := filepath.Join(dir, "cache")
+	kubeconfig := filepath.Join(dir, "no-kubeconfig")
 	for _, c := range []struct {
 		name     string
 		variants [][]string
@@ -144,9 +150,9 @@ func TestFlagsAnywhere(t *testing.T) {
 			{"cluster", "apply", v1, v2, "--key", pub, "--project-namespace", "p"},
 		}},
 		{"cluster-validate", [][]string{
-			{"cluster", "validate", "--project-namespace", "p", "--key", pub, "-o", "json", v1},
-			{"cluster", "validate", v1, "--project-namespace", "p", "--key", pub, "-o", "json"},
-			{"cluster", "--project-namespace", "p", "validate", v1, "--key", pub, "-o", "json"},
+			{"cluster", "validate", "--project-namespace", "p", "--workload-namespace", "w", "--hub-kubeconfig", kubeconfig, "--key", pub, "-o", "json", v1},
+			{"cluster", "validate", v1, "--project-namespace", "p", "--key", pub, "-o", "json", "--hub-kubeconfig", kubeconfig, "--workload-namespace", "w"},
+			{"cluster", "--project-namespace", "p", "validate", v1, "--key", pub, "-o", "json", "--workload-namespace=w", "--hub-kubeconfig", kubeconfig},
 		}},
 		// collect and sync take no positional argument: a stray one is
 		// named wherever it stands among the flags.

@@ -119,7 +119,11 @@ _ferry() {
 		for _, s := range n.subs {
 			subs = append(subs, s.path[len(s.path)-1])
 		}
-		fmt.Fprintf(w, "        %q) commands=%q; flags=%q ;;\n", "/"+strings.Join(n.path, "/"), strings.Join(subs, " "), strings.Join(flagWords(n.flags), " "))
+		key := ""
+		if len(n.path) > 0 {
+			key = "/" + strings.Join(n.path, "/")
+		}
+		fmt.Fprintf(w, "        %q) commands=%q; flags=%q ;;\n", key, strings.Join(subs, " "), strings.Join(flagWords(n.flags), " "))
 	})
 	fmt.Fprint(w, `    esac
     if [[ "$cur" == -* ]]; then
