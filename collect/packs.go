@@ -470,7 +470,7 @@ func (p *planner) packCharts(ctx context.Context, pk *pack, c *packContent, reas
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if err := p.brokenChart(label+": "+n, why, fmt.Errorf("%s (%s): %w", label, pk.file, err)); err != nil {
+			if err := p.brokenChart(label+": "+n, why, fmt.Errorf("%s (%s): %s: %w", label, pk.file, n, err)); err != nil {
 				return err
 			}
 			continue
