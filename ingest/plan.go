@@ -134,17 +134,21 @@ type ArtifactResult struct {
 // check failed; nil when everything is in.
 func (r *Report) Err() error {
 	var refused, waiting []string
+	reasons := map[string]bool{}
 	for _, a := range r.Artifacts {
 		switch a.State {
 		case StateRefused:
-			refused = append(refused, fmt.Sprintf("%s (%s)", a.Name, a.Reason))
+			refused = append(refused, a.Name)
+			reasons[a.Reason] = true
 		case StateWaiting:
 			waiting = append(waiting, fmt.Sprintf("%s (%s)", a.Name, a.WaitingFor))
 		}
 	}
 	switch {
 	case len(refused) > 0:
-		return fmt.Errorf("%w: %d of %d: %s", ErrRefused, len(refused), len(r.Artifacts), strings.Join(refused, "; "))
+		// One short line: the report lists each reason once, with its
+		// artifacts.
+		return fmt.Errorf("%w: %d of %d, for %d distinct reason(s); the report lists them", ErrRefused, len(refused), len(r.Artifacts), len(reasons))
 	case len(waiting) > 0:
 		return fmt.Errorf("%w: %d of %d artifacts wait: %s", ErrIncomplete, len(waiting), len(r.Artifacts), strings.Join(waiting, "; "))
 	case r.Validation != nil:

@@ -265,7 +265,7 @@ func TestCollectPlanListsReasonsWithoutDownloading(t *testing.T) {
 	if !regexp.MustCompile(`cni-cilium +1\.17\.4 .* MISSING`).MatchString(r.stdout) {
 		t.Errorf("plan does not report cni-cilium missing:\n%s", r.stdout)
 	}
-	for _, s := range []string{"chart: chart clearml 7.14.7: clearml/charts/cache/templates/statefulset.yaml",
+	for _, s := range []string{"chart: clearml 7.14.7: clearml/charts/cache/templates/statefulset.yaml",
 		"bundle: bundle clearml-bundle v1: WorkloadProfile clearml", "charts/clearml/clearml:7.14.7",
 		"spectro-packs/archive/metallb:0.15.2", "deduplication saves", "), 1 volume(s)",
 	} {

@@ -23,6 +23,7 @@ func ingestProgress(prog progress, dryRun bool) ingest.Progress {
 	var mu sync.Mutex
 	var total bar
 	vols := map[string]bar{}
+	var once refusedOnce
 	return ingest.Progress{
 		OnStart: func(t ingest.Totals) {
 			if dryRun {
@@ -62,7 +63,10 @@ func ingestProgress(prog progress, dryRun bool) ingest.Progress {
 			case ingest.StateWaiting:
 				prog.Line("waiting  %s: %s", r.Name, r.Reason)
 			case ingest.StateRefused:
-				prog.Line("REFUSED  %s: %s", r.Name, r.Reason)
+				mu.Lock()
+				line := once.line(r.Name, r.Reason)
+				mu.Unlock()
+				prog.Line("%s", line)
 			}
 		},
 	}
@@ -115,8 +119,12 @@ func printPushReport(w io.Writer, r *ingest.Report, ways string) {
 	} else {
 		fmt.Fprintln(tw, "KIND\tARTIFACT\tDESTINATION\tSTATE\tDETAIL")
 	}
+	refused := refusals(r.Artifacts)
 	for _, a := range r.Artifacts {
 		detail := a.Reason
+		if a.State == ingest.StateRefused {
+			detail = refusalRef(refused, a.Reason)
+		}
 		if a.State == ingest.StatePushed || a.State == ingest.StatePresent {
 			detail = shortDigest(a.Digest)
 			if a.PushedDigest != "" {
@@ -134,6 +142,7 @@ func printPushReport(w io.Writer, r *ingest.Report, ways string) {
 		}
 	}
 	tw.Flush()
+	printRefusals(w, refused)
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}

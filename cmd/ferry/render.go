@@ -9,9 +9,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -79,7 +79,14 @@ func (r *childRenderer) Render(ctx context.Context, req collect.RenderRequest) (
 	// The child dies with ferry, even when ferry itself is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	cmd.WaitDelay = time.Second
-	runErr := cmd.Run()
+	var overLimit atomic.Bool
+	runErr := cmd.Start()
+	if runErr == nil {
+		stop := make(chan struct{})
+		go watchMemory(cmd.Process, r.memory, &overLimit, stop)
+		runErr = cmd.Wait()
+		close(stop)
+	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -96,15 +103,48 @@ func (r *childRenderer) Render(ctx context.Context, req collect.RenderRequest) (
 		}
 	}
 	peak := int64(0)
+	if cmd.ProcessState == nil {
+		return nil, fmt.Errorf("%w: chart %s: cannot start the rendering process: %v", collect.ErrChart, req.Label, runErr)
+	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
 		peak = ru.Maxrss << 10
 	}
 	// The runtime dies with "out of memory" when the kernel refuses heap,
 	// or fails to start a thread when it refuses a thread's stack.
-	if msg := stderr.String(); strings.Contains(msg, "out of memory") || strings.Contains(msg, "pthread_create failed") || peak >= r.memory {
+	if msg := stderr.String(); overLimit.Load() || strings.Contains(msg, "out of memory") || strings.Contains(msg, "cannot allocate memory") ||
+		strings.Contains(msg, "pthread_create failed") || peak >= r.memory {
 		return nil, fmt.Errorf("%w: %w: chart %s: rendering needed more than its memory limit of %s (--render-memory)", collect.ErrChart, collect.ErrRenderLimit, req.Label, humanBytes(r.memory))
 	}
 	return nil, fmt.Errorf("%w: chart %s: the rendering process failed (%v): %s", collect.ErrChart, req.Label, runErr, firstLine(stderr.String()))
+}
+
+// watchMemory kills the child when its resident size passes limit: the
+// kernel's data limit does not count everything a process holds.
+func watchMemory(p *os.Process, limit int64, over *atomic.Bool, stop <-chan struct{}) {
+	statm := "/proc/" + strconv.Itoa(p.Pid) + "/statm"
+	page := int64(os.Getpagesize())
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		data, err := os.ReadFile(statm)
+		if err != nil {
+			return
+		}
+		f := strings.Fields(string(data))
+		if len(f) < 2 {
+			return
+		}
+		if rss, _ := strconv.ParseInt(f[1], 10, 64); rss*page > limit {
+			over.Store(true)
+			p.Kill()
+			return
+		}
+	}
 }
 
 // renderChildCommand is the hidden command a child runs: it reads one
@@ -121,13 +161,13 @@ func renderChildCommand(env *environment) *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if memory > 0 {
-				// The kernel refuses heap past the limit, and the collector
-				// works harder as it comes near.
+				// The kernel refuses heap past the limit; the runtime then
+				// dies at once, where a soft limit would make the collector
+				// run without end first.
 				lim := syscall.Rlimit{Cur: uint64(memory), Max: uint64(memory)}
 				if err := syscall.Setrlimit(syscall.RLIMIT_DATA, &lim); err != nil {
 					return fmt.Errorf("render: memory limit: %w", err)
 				}
-				debug.SetMemoryLimit(memory * 3 / 4)
 			}
 			data, err := io.ReadAll(io.LimitReader(env.stdin, maxRenderRequest+1))
 			if err != nil || len(data) > maxRenderRequest {
