@@ -50,16 +50,16 @@ func ferryProcess(t *testing.T, args ...string) (*exec.Cmd, *strings.Builder) {
 func TestCollectRenderBounds(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct {
-		name, template, timeout, want string
-		code                          int
+		name, template, timeout, memory, want string
+		code                                  int
 	}{
-		{"endless", `{{range until 100000}}{{range until 100000}}{{end}}{{end}}`, "3s", "time limit of 3s", ExitTimeout},
-		{"huge", `{{ repeat 400000000 "x" }}`, "60s", "memory limit of 160.0 MiB", ExitIncomplete},
+		{"endless", `{{range until 100000}}{{range until 100000}}{{end}}{{end}}`, "3s", "256M", "time limit of 3s", ExitTimeout},
+		{"huge", `{{ repeat 400000000 "x" }}`, "60s", "160M", "memory limit of 160.0 MiB", ExitIncomplete},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			pack := chartPack(t, dir, c.name, c.template)
 			start := time.Now()
-			cmd, out := ferryProcess(t, "collect", "--plan", "-q", "--pack", pack, "--cache-dir", filepath.Join(dir, "cache"), "--render-timeout", c.timeout, "--render-memory", "160M")
+			cmd, out := ferryProcess(t, "collect", "--plan", "-q", "--pack", pack, "--cache-dir", filepath.Join(dir, "cache"), "--render-timeout", c.timeout, "--render-memory", c.memory)
 			own := make(chan int64)
 			go func() { own <- peakOf(cmd.Process.Pid) }()
 			err := cmd.Wait()
