@@ -87,7 +87,7 @@ spec:
 	if len(rep.StaleReferences) != 1 {
 		t.Fatalf("stale references: %+v", rep.StaleReferences)
 	}
-	if s := rep.StaleReferences[0]; s.Reference != pinned || s.From != b.digests[dockerImage] || s.To != converted || !strings.Contains(strings.Join(s.Where, ";"), "chart app 1.0.0: app/templates/deployment.yaml") {
+	if s := rep.StaleReferences[0]; s.Reference != pinned || s.From != b.digests[dockerImage] || s.To != converted || !strings.Contains(strings.Join(s.Where, ";"), "chart: app 1.0.0: app/templates/deployment.yaml") {
 		t.Errorf("stale reference %+v, want %s -> %s from the chart the WorkloadProfile renders", s, b.digests[dockerImage], converted)
 	}
 	if got := rep.DigestMap()[b.digests[dockerImage]]; got != converted {
