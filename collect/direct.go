@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
 
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 )
 
 // Direct is collect's half of the direct mode (`ferry sync`), where one host
@@ -31,7 +31,7 @@ type Direct struct {
 
 	opts   Options
 	cache  *Cache
-	get    *blobGetter
+	get    *registry.Reader
 	files  map[string]string  // digest -> local file holding it
 	remote map[string]blobRef // digest -> where to download it
 	slots  chan struct{}      // bounds downloads in flight
@@ -70,7 +70,7 @@ func OpenDirect(ctx context.Context, opts Options) (*Direct, error) {
 	dctx, cancel := context.WithCancel(ctx)
 	d := &Direct{
 		Plan: plan, opts: opts, cache: cache,
-		get:    &blobGetter{keychain: opts.Keychain, base: opts.Transport, ua: userAgent(opts.Tool), byRe: map[string]http.RoundTripper{}},
+		get:    registry.NewReader(opts.Keychain, opts.Transport, userAgent(opts.Tool)),
 		files:  map[string]string{},
 		remote: map[string]blobRef{},
 		slots:  make(chan struct{}, opts.Jobs),
@@ -167,7 +167,7 @@ func (d *Direct) fetch(br blobRef, in *inflight) error {
 	if p.OnFetchStart != nil {
 		p.OnFetchStart(br.blob)
 	}
-	rc, err := d.get.get(d.ctx, *br.repo, br.blob.Digest)
+	rc, err := d.get.Blob(d.ctx, *br.repo, br.blob.Digest)
 	if err != nil {
 		return sourceErr(what, err)
 	}

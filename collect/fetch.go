@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 )
 
 // fetcher downloads every blob of a plan that is not in the cache yet, each
@@ -24,7 +24,7 @@ type fetcher struct {
 	plan  *Plan
 	cache *Cache
 	opts  Options
-	get   *blobGetter
+	get   *registry.Reader
 	files map[string]string    // digest -> local file holding it
 	todo  []blobRef            // to download, in archive order
 	ready map[string]*inflight // the downloads, by digest
@@ -39,7 +39,7 @@ type fetcher struct {
 func newFetcher(plan *Plan, cache *Cache, opts Options) *fetcher {
 	f := &fetcher{
 		plan: plan, cache: cache, opts: opts,
-		get:   &blobGetter{keychain: opts.Keychain, base: opts.Transport, ua: userAgent(opts.Tool), byRe: map[string]http.RoundTripper{}},
+		get:   registry.NewReader(opts.Keychain, opts.Transport, userAgent(opts.Tool)),
 		files: map[string]string{}, ready: map[string]*inflight{}, temps: map[string]string{},
 	}
 	refs := map[string]blobRef{}
@@ -106,7 +106,7 @@ func (f *fetcher) fetch(ctx context.Context, br blobRef) error {
 	if p.OnFetchStart != nil {
 		p.OnFetchStart(br.blob)
 	}
-	rc, err := f.get.get(ctx, *br.repo, br.blob.Digest)
+	rc, err := f.get.Blob(ctx, *br.repo, br.blob.Digest)
 	if err != nil {
 		return sourceErr(what, err)
 	}

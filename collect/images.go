@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 )
 
 // blobRef is a blob and where to fetch it from: the cache already, a source
@@ -101,7 +102,7 @@ func tagOfDigestRef(s string) string {
 // imageResolver reads manifests from source registries, through the cache.
 type imageResolver struct {
 	puller    *remote.Puller
-	raw       *blobGetter
+	raw       *registry.Reader
 	cache     *Cache
 	plainHTTP bool
 	platforms []v1.Platform

@@ -101,7 +101,7 @@ func (ir *imageResolver) viaMirror(ctx context.Context, ref name.Reference, mirr
 	} else {
 		headErr = err
 	}
-	data, mediaType, err := ir.raw.manifest(ctx, mirror, identifier)
+	data, mediaType, err := ir.raw.Manifest(ctx, mirror, identifier)
 	what := mirror.Name() + ":" + identifier
 	if _, ok := ref.(name.Digest); ok {
 		what = mirror.Name() + "@" + identifier

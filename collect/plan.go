@@ -3,7 +3,6 @@ package collect
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 	"github.com/ferrytool/ferry/store"
 )
 
@@ -151,7 +151,7 @@ func newPlanner(opts Options, cache *Cache) (*planner, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw := &blobGetter{keychain: opts.Keychain, base: opts.Transport, ua: userAgent(opts.Tool), byRe: map[string]http.RoundTripper{}}
+	raw := registry.NewReader(opts.Keychain, opts.Transport, userAgent(opts.Tool))
 	return &planner{
 		opts:  opts,
 		spec:  opts.Spec,

@@ -8,9 +8,8 @@ import (
 	"sort"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 	"github.com/ferrytool/ferry/store"
 )
 
@@ -31,6 +30,12 @@ func (in *ingester) pushBlobs(ctx context.Context) error {
 			// Refused before any upload (refuseDocker): only what another
 			// artifact needs of its blobs goes.
 			continue
+		}
+		in.mu.Lock()
+		got := in.tags[p]
+		in.mu.Unlock()
+		if p.isAt(got) {
+			continue // in already: its blobs are too
 		}
 		for _, b := range p.layers {
 			t := tasks[b.Digest]
@@ -62,16 +67,13 @@ func (in *ingester) pushBlobs(ctx context.Context) error {
 	if in.opts.Progress.OnStart != nil {
 		in.opts.Progress.OnStart(totals)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(in.opts.Jobs)
-	for _, d := range order {
-		t := tasks[d]
+	return fanOut(ctx, in.opts.Jobs, len(order), func(ctx context.Context, i int) error {
+		d := order[i]
 		if _, bad := in.isBad(d); bad {
-			continue
+			return nil
 		}
-		g.Go(func() error { return in.settleBlob(gctx, t) })
-	}
-	return g.Wait()
+		return in.settleBlob(ctx, tasks[d])
+	})
 }
 
 func (in *ingester) outcome(b manifest.Blob, repo, outcome string) {
@@ -102,8 +104,14 @@ func (in *ingester) settleBlob(ctx context.Context, t *blobTask) error {
 	avail, vol := in.vs.available(b)
 	allIn := true
 	for _, repo := range t.repos {
+		if in.knownIn(repo, b.Digest) {
+			// The journal recorded it in an earlier run: no request.
+			in.setPresent(repo, b.Digest)
+			in.outcome(b, repo, BlobFound)
+			continue
+		}
 		if !avail || in.opts.DryRun {
-			ok, err := in.reg.blobExists(ctx, repo, b.Digest)
+			ok, err := in.reg.BlobExists(ctx, repo, b.Digest)
 			if err != nil {
 				return classify(in.dest.host, fmt.Errorf("HEAD %s@%s: %w", repo, b.Digest, err))
 			}
@@ -117,21 +125,22 @@ func (in *ingester) settleBlob(ctx context.Context, t *blobTask) error {
 			in.outcome(b, repo, BlobMissing)
 			continue
 		}
-		outcome, err := in.reg.pushBlob(ctx, uploadJob{
-			repo:      repo,
-			blob:      b,
-			open:      in.vs.opener(b),
-			mountFrom: in.presentRepos(b.Digest),
-			sessions:  in.sessions(),
-			onBytes: func(n int64) {
+		outcome, err := in.reg.PushBlob(ctx, registry.BlobPush{
+			Repo:      repo,
+			Digest:    b.Digest,
+			Size:      b.Size,
+			Open:      in.vs.opener(b),
+			MountFrom: in.presentRepos(b.Digest),
+			Sessions:  in.sessions(),
+			OnBytes: func(n int64) {
 				in.sent.Add(n)
 				if in.opts.Progress.OnBytes != nil {
 					in.opts.Progress.OnBytes(vol, n)
 				}
 			},
 		})
-		var bbe *badBlobError
-		if errors.As(err, &bbe) {
+		var ce *registry.ContentError
+		if errors.As(err, &ce) && isBadContent(err) {
 			in.markBad(b.Digest, err.Error())
 			in.outcome(b, repo, BlobBad)
 			return nil
@@ -140,8 +149,8 @@ func (in *ingester) settleBlob(ctx context.Context, t *blobTask) error {
 			return classify(in.dest.host, err)
 		}
 		in.setPresent(repo, b.Digest)
-		in.recordBlob(repo, b, outcome)
-		in.outcome(b, repo, outcome)
+		in.recordBlob(repo, b, string(outcome))
+		in.outcome(b, repo, string(outcome))
 	}
 	switch {
 	case in.opts.DryRun || in.vs.whole[b.Digest] != nil:
@@ -172,10 +181,21 @@ func (in *ingester) recordBlob(repo string, b manifest.Blob, outcome string) {
 	in.jw.add(func(w *store.JournalWriter) error { return w.PutBlob(dest, repo, b.Digest, rec) })
 }
 
+// knownIn reports whether the journal recorded the blob in the repository
+// of this destination: the registry answered so in an earlier run, and is
+// not asked again.
+func (in *ingester) knownIn(repo, digest string) bool {
+	if in.journal == nil {
+		return false
+	}
+	_, ok, err := in.journal.Blob(in.dest.key(), repo, digest)
+	return err == nil && ok
+}
+
 // sessions returns the journal's upload sessions for this destination.
-func (in *ingester) sessions() sessions {
+func (in *ingester) sessions() registry.Sessions {
 	if in.journal == nil || in.opts.DryRun {
-		return noSessions{}
+		return nil
 	}
 	return journalSessions{j: in.journal, w: in.jw, dest: in.dest.key(), now: in.opts.Now, log: in.opts.Logger}
 }
@@ -188,7 +208,7 @@ type journalSessions struct {
 	log  *slog.Logger
 }
 
-func (s journalSessions) load(repo, digest string) (string, bool) {
+func (s journalSessions) Load(repo, digest string) (string, bool) {
 	u, ok, err := s.j.Upload(s.dest, repo, digest)
 	if err != nil {
 		s.log.Warn("journal", "error", err)
@@ -196,11 +216,11 @@ func (s journalSessions) load(repo, digest string) (string, bool) {
 	return u.Location, ok && u.Location != ""
 }
 
-func (s journalSessions) save(repo, digest, location string) {
+func (s journalSessions) Save(repo, digest, location string) {
 	u := store.UploadSession{Location: location, Started: s.now()}
 	s.w.add(func(w *store.JournalWriter) error { return w.PutUpload(s.dest, repo, digest, u) })
 }
 
-func (s journalSessions) drop(repo, digest string) {
+func (s journalSessions) Drop(repo, digest string) {
 	s.w.add(func(w *store.JournalWriter) error { return w.DeleteUpload(s.dest, repo, digest) })
 }

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 
+	"bytes"
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 )
 
 // Bundles reads the Profile Bundles an archive carries (artifacts of kind
@@ -90,7 +91,7 @@ type bundleReader struct {
 	vs   *volumeSet
 	opts *Options
 	dest destination
-	reg  *registry // connected on first need
+	reg  *registry.Client // connected on first need
 }
 
 func (br *bundleReader) read(ctx context.Context, p *artifactPlan) (*manifest.Bundle, error) {
@@ -135,7 +136,7 @@ func (br *bundleReader) manifest(ctx context.Context, p *artifactPlan, b manifes
 			return m.Data, nil
 		}
 	}
-	rc, err := br.fromRegistry(ctx, p, "manifests/"+b.Digest, b)
+	rc, err := br.fromRegistry(ctx, p, true, b)
 	if err != nil {
 		return nil, err
 	}
@@ -151,12 +152,12 @@ func (br *bundleReader) open(ctx context.Context, p *artifactPlan, b manifest.Bl
 	if ok, _ := br.vs.available(b); ok {
 		return br.vs.opener(b)(ctx)
 	}
-	return br.fromRegistry(ctx, p, "blobs/"+b.Digest, b)
+	return br.fromRegistry(ctx, p, false, b)
 }
 
 // fromRegistry GETs a manifest or blob of the artifact's repository,
 // verified against the bill of materials' digest and size.
-func (br *bundleReader) fromRegistry(ctx context.Context, p *artifactPlan, rest string, b manifest.Blob) (io.ReadCloser, error) {
+func (br *bundleReader) fromRegistry(ctx context.Context, p *artifactPlan, isManifest bool, b manifest.Blob) (io.ReadCloser, error) {
 	if br.reg == nil {
 		reg, err := connect(ctx, br.opts, br.dest, []string{p.repo})
 		if err != nil {
@@ -164,13 +165,18 @@ func (br *bundleReader) fromRegistry(ctx context.Context, p *artifactPlan, rest 
 		}
 		br.reg = reg
 	}
-	hdr := http.Header{"Accept": {manifestAccept}}
-	resp, err := br.reg.do(ctx, http.MethodGet, br.reg.repoURL(p.repo, rest), hdr, nil)
-	if err != nil {
-		return nil, classify(br.dest.host, err)
+	var rc io.ReadCloser
+	if isManifest {
+		data, _, err := br.reg.FetchManifest(ctx, p.repo, b.Digest)
+		if err != nil {
+			return nil, classify(br.dest.host, fmt.Errorf("GET %s@%s (in no volume given): %w", p.repo, b.Digest, err))
+		}
+		rc = io.NopCloser(bytes.NewReader(data))
+	} else {
+		var err error
+		if rc, err = br.reg.FetchBlob(ctx, p.repo, b.Digest); err != nil {
+			return nil, fmt.Errorf("%w (in no volume given)", err)
+		}
 	}
-	if err := checkStatus(resp, http.StatusOK); err != nil {
-		return nil, classify(br.dest.host, fmt.Errorf("GET %s/%s (in no volume given): %w", p.repo, rest, err))
-	}
-	return &joinedBlob{r: digestio.NewReader(resp.Body, b.Digest, b.Size), c: resp.Body, digest: b.Digest}, nil
+	return &joinedBlob{r: digestio.NewReader(rc, b.Digest, b.Size), c: rc, digest: b.Digest}, nil
 }

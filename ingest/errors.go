@@ -1,18 +1,25 @@
 package ingest
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/ferrytool/ferry/registry"
+)
 
 var (
 	// ErrAuth is returned when the registry refuses the credentials (HTTP
 	// 401) or the account lacks a permission (HTTP 403).
-	ErrAuth = errors.New("registry refused the credentials")
+	ErrAuth = registry.ErrAuth
 	// ErrTLS is returned when the registry's certificate does not verify.
-	ErrTLS = errors.New("registry certificate not trusted")
+	ErrTLS = registry.ErrTLS
 	// ErrUnreachable is returned when the registry cannot be reached.
-	ErrUnreachable = errors.New("registry unreachable")
+	ErrUnreachable = registry.ErrUnreachable
 	// ErrRegistry is returned when the registry refuses a request for
 	// another reason, or keeps failing after every retry.
-	ErrRegistry = errors.New("registry error")
+	ErrRegistry = registry.ErrRegistry
+	// ErrDestination is returned for a destination that is not a valid
+	// HOST[:PORT][/BASE] (registry.ErrDestination).
+	ErrDestination = registry.ErrDestination
 	// ErrConflict is returned when two artifacts go to one destination.
 	ErrConflict = errors.New("two artifacts map to one destination")
 	// ErrVolumes is returned for volumes that cannot be ingested together:

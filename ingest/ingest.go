@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 	"github.com/ferrytool/ferry/store"
 )
 
@@ -63,12 +64,15 @@ func run(ctx context.Context, vs *volumeSet, opts Options) (_ *Report, err error
 	if err != nil {
 		return nil, err
 	}
+	tagDigestOnly(plans, dest)
 	in := &ingester{
 		opts: &opts, dest: dest, vs: vs, plans: plans,
 		report:    &Report{ArchiveID: vs.bom.ArchiveID, BOMDigest: vs.bomDigest, Registry: dest.key(), DryRun: opts.DryRun, Atomic: opts.Atomic},
 		bad:       map[string]string{},
 		manifests: map[string][]byte{},
 		present:   map[string]map[string]bool{},
+		tags:      map[*artifactPlan]string{},
+		tagged:    map[*artifactPlan]string{},
 	}
 	if opts.Journal != nil {
 		in.journal = opts.Journal
@@ -108,19 +112,27 @@ func run(ctx context.Context, vs *volumeSet, opts Options) (_ *Report, err error
 	// A real run probes only when it would push Docker manifests as they
 	// are: a refusing registry then refuses them before their blobs go up.
 	docker, convert := dockerCounts(plans, opts.ConvertOCI)
-	probe := opts.DryRun || docker > 0
-	probeRepo := dest.repo(ProbeRepository)
-	if probe {
-		repos = append(repos, probeRepo)
-	}
+	probeRepo := probeRepository(plans, opts.ConvertOCI)
+	probe := (opts.DryRun || docker > 0) && probeRepo != ""
 	reg, err := connect(ctx, &opts, dest, repos)
 	if err != nil {
 		return nil, err
 	}
 	in.reg = reg
+	defer func() {
+		if in.report != nil {
+			in.report.Requests = reg.Requests()
+		}
+	}()
 	phase("connect")
+	// What each artifact's tag holds, asked once: an artifact in already
+	// needs none of its blobs looked at.
+	if err := in.checkTags(ctx); err != nil {
+		return nil, err
+	}
+	phase("tags")
 	if probe {
-		pr := reg.probeDocker(ctx, probeRepo)
+		pr := probeDocker(ctx, reg, probeRepo)
 		pr.DockerArtifacts, pr.ConvertedArtifacts = docker, convert
 		if !opts.DryRun && pr.Result == ProbeRefuses {
 			if err := in.refuseDocker(ctx, &pr); err != nil {
@@ -155,7 +167,7 @@ func run(ctx context.Context, vs *volumeSet, opts Options) (_ *Report, err error
 	in.report.StaleReferences = staleReferences(plans)
 	in.report.Blobs.BytesSent = in.sent.Load()
 	if opts.Validate && !opts.DryRun {
-		v, err := validate(ctx, reg, plans, in.settled)
+		v, err := validate(ctx, reg, plans, in.settled, in.tagged)
 		if err != nil {
 			return in.report, err
 		}
@@ -171,7 +183,7 @@ type ingester struct {
 	dest    destination
 	vs      *volumeSet
 	plans   []*artifactPlan
-	reg     *registry
+	reg     *registry.Client
 	journal *store.Journal
 	jw      *journalWriter // nil without a journal or in a dry run
 	report  *Report
@@ -188,6 +200,17 @@ type ingester struct {
 	previous store.DestArchive
 	// touched records artifacts this run pushed something of.
 	touched map[string]bool
+	// tags holds what each artifact's tag resolved to when the run asked
+	// ("" for nothing); tagged what this run put under it (201).
+	tags, tagged map[*artifactPlan]string
+}
+
+// checkTags asks what every artifact's tag resolves to, in parallel.
+func (in *ingester) checkTags(ctx context.Context) error {
+	return fanOut(ctx, in.opts.Jobs, len(in.plans), func(ctx context.Context, i int) error {
+		_, err := in.tagDigest(ctx, in.plans[i])
+		return err
+	})
 }
 
 // manifestData returns a manifest's verified bytes, nil when neither the

@@ -8,10 +8,10 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 	"github.com/ferrytool/ferry/store"
 )
 
@@ -23,20 +23,17 @@ func digestOf(data []byte) string { return digestio.FromBytes(data) }
 // unless every artifact can be (see pushAtomic).
 func (in *ingester) pushManifests(ctx context.Context) error {
 	loc := in.locator()
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(in.opts.Jobs)
 	ready := make([]bool, len(in.plans))
-	for i, p := range in.plans {
+	err := fanOut(ctx, in.opts.Jobs, len(in.plans), func(ctx context.Context, i int) error {
+		p := in.plans[i]
 		if p.res.State == StateRefused {
-			continue // refused before the blobs (refuseDocker)
+			return nil // refused before the blobs (refuseDocker)
 		}
-		g.Go(func() error {
-			ok, err := in.assess(gctx, p, loc)
-			ready[i] = ok
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+		ok, err := in.assess(ctx, p, loc)
+		ready[i] = ok
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	if in.opts.Atomic {
@@ -54,26 +51,22 @@ func (in *ingester) pushManifests(ctx context.Context) error {
 	if in.opts.Atomic {
 		return in.pushAtomic(ctx, ready)
 	}
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(in.opts.Jobs)
-	for i, p := range in.plans {
+	return fanOut(ctx, in.opts.Jobs, len(in.plans), func(ctx context.Context, i int) error {
+		p := in.plans[i]
 		if !ready[i] {
 			in.settle(p)
-			continue
-		}
-		g.Go(func() error {
-			ok, err := in.completeArtifact(gctx, p, true)
-			if err != nil {
-				return err
-			}
-			if ok {
-				p.res.State = StatePushed
-			}
-			in.settle(p)
 			return nil
-		})
-	}
-	return g.Wait()
+		}
+		ok, err := in.completeArtifact(ctx, p, true)
+		if err != nil {
+			return err
+		}
+		if ok {
+			p.res.State = StatePushed
+		}
+		in.settle(p)
+		return nil
+	})
 }
 
 // pushAtomic pushes the ready artifacts all or nothing. A registry may
@@ -83,20 +76,16 @@ func (in *ingester) pushManifests(ctx context.Context) error {
 // was refused. A refusal leaves some manifests stored by digest, but no
 // tag of this run.
 func (in *ingester) pushAtomic(ctx context.Context, ready []bool) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(in.opts.Jobs)
 	stored := make([]bool, len(in.plans))
-	for i, p := range in.plans {
+	err := fanOut(ctx, in.opts.Jobs, len(in.plans), func(ctx context.Context, i int) error {
 		if !ready[i] {
-			continue
+			return nil
 		}
-		g.Go(func() error {
-			ok, err := in.completeArtifact(gctx, p, false)
-			stored[i] = ok
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+		ok, err := in.completeArtifact(ctx, in.plans[i], false)
+		stored[i] = ok
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	var refused []string
@@ -116,36 +105,59 @@ func (in *ingester) pushAtomic(ctx context.Context, ready []bool) error {
 		}
 		return nil
 	}
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(in.opts.Jobs)
-	for i, p := range in.plans {
+	// Every artifact has a tag (digest-only ones get DigestTag's), so the
+	// staging ends tagged and nothing stays for a garbage collector.
+	return fanOut(ctx, in.opts.Jobs, len(in.plans), func(ctx context.Context, i int) error {
+		p := in.plans[i]
 		if !ready[i] {
 			in.settle(p)
-			continue
-		}
-		g.Go(func() error {
-			ok := true
-			if p.a.Dest.Tag != "" {
-				root := p.manifests[len(p.manifests)-1]
-				var err error
-				if ok, err = in.putManifest(gctx, p, p.pushForm(root, in.manifests[root.Digest]), true, false); err != nil {
-					return err
-				}
-			}
-			if ok {
-				p.res.State = StatePushed
-			}
-			in.settle(p)
 			return nil
-		})
-	}
-	return g.Wait()
+		}
+		ok := true
+		if p.a.Dest.Tag != "" {
+			root := p.manifests[len(p.manifests)-1]
+			var err error
+			if ok, err = in.putManifest(ctx, p, p.pushForm(root, in.manifests[root.Digest]), true, false); err != nil {
+				return err
+			}
+		}
+		if ok {
+			p.res.State = StatePushed
+		}
+		in.settle(p)
+		return nil
+	})
 }
 
 func (in *ingester) settle(p *artifactPlan) {
 	if in.opts.Progress.OnArtifact != nil {
 		in.opts.Progress.OnArtifact(p.res)
 	}
+}
+
+// isAt reports whether a manifest digest found under the artifact's tag is
+// the artifact: its digest as pushed, or its OCI form's, which an earlier
+// run with conversion pushed.
+func (p *artifactPlan) isAt(got string) bool {
+	return got != "" && (got == p.digest || p.ociDigest != "" && got == p.ociDigest)
+}
+
+// tagDigest asks once per run what the artifact's tag resolves to.
+func (in *ingester) tagDigest(ctx context.Context, p *artifactPlan) (string, error) {
+	in.mu.Lock()
+	got, ok := in.tags[p]
+	in.mu.Unlock()
+	if ok {
+		return got, nil
+	}
+	got, err := in.reg.ManifestDigest(ctx, p.repo, p.ref)
+	if err != nil {
+		return "", classify(in.dest.host, fmt.Errorf("HEAD %s:%s: %w", p.repo, p.ref, err))
+	}
+	in.mu.Lock()
+	in.tags[p] = got
+	in.mu.Unlock()
+	return got, nil
 }
 
 // settled reports whether an artifact should be in the registry after
@@ -179,11 +191,11 @@ func (in *ingester) assess(ctx context.Context, p *artifactPlan, loc *locator) (
 			return false, nil
 		}
 	}
-	got, err := in.reg.manifestDigest(ctx, p.repo, p.ref)
+	got, err := in.tagDigest(ctx, p)
 	if err != nil {
-		return false, classify(in.dest.host, fmt.Errorf("HEAD %s:%s: %w", p.repo, p.ref, err))
+		return false, err
 	}
-	if got == p.digest || p.ociDigest != "" && got == p.ociDigest {
+	if p.isAt(got) {
 		// The second: an earlier run pushed its OCI form (--convert-oci).
 		p.res.State = StatePresent
 		return false, nil
@@ -211,7 +223,7 @@ func (in *ingester) assess(ctx context.Context, p *artifactPlan, loc *locator) (
 			continue
 		}
 		if m.Digest != p.a.Digest {
-			d, err := in.reg.manifestDigest(ctx, p.repo, m.Digest)
+			d, err := in.reg.ManifestDigest(ctx, p.repo, m.Digest)
 			if err != nil {
 				return false, classify(in.dest.host, err)
 			}
@@ -303,14 +315,9 @@ func (in *ingester) completeArtifact(ctx context.Context, p *artifactPlan, tag b
 		if !root && data == nil {
 			continue // assess found it in the registry
 		}
+		// No HEAD first: a manifest is small, and PUT again is what a HEAD
+		// that found nothing would lead to anyway.
 		pf := p.pushForm(m, data)
-		if !root || !tag {
-			if d, err := in.reg.manifestDigest(ctx, p.repo, pf.digest); err != nil {
-				return false, classify(in.dest.host, err)
-			} else if d == pf.digest {
-				continue
-			}
-		}
 		if ok, err := in.putManifest(ctx, p, pf, root && tag, true); !ok || err != nil {
 			return false, err
 		}
@@ -342,7 +349,7 @@ func (in *ingester) putManifest(ctx context.Context, p *artifactPlan, pf convert
 			in.mu.Unlock()
 		}
 	}
-	if err := in.reg.putManifest(ctx, p.repo, ref, pf.mediaType, pf.data); err != nil {
+	if err := in.reg.PutManifest(ctx, p.repo, ref, pf.mediaType, pf.data); err != nil {
 		if refusal := manifestRefusal(err, pf.mediaType, in.opts.ConvertAdvice); refusal != "" {
 			at := p.repo + "@" + ref
 			if byTag && p.a.Dest.Tag != "" {
@@ -354,11 +361,16 @@ func (in *ingester) putManifest(ctx context.Context, p *artifactPlan, pf convert
 		}
 		return false, classify(in.dest.host, fmt.Errorf("PUT manifest %s:%s: %w", p.repo, ref, err))
 	}
+	in.mu.Lock()
 	if count {
-		in.mu.Lock()
 		in.report.Blobs.Manifests++
-		in.mu.Unlock()
 	}
+	if byTag {
+		// The registry's 201 for these bytes under the tag is the answer
+		// validation would otherwise ask for again.
+		in.tagged[p] = pf.digest
+	}
+	in.mu.Unlock()
 	if in.jw != nil {
 		rec := store.ManifestRecord{Archive: in.vs.bom.ArchiveID, At: in.opts.Now(), MediaType: pf.mediaType}
 		if byTag && p.a.Dest.Tag != "" {
@@ -377,8 +389,8 @@ func (in *ingester) putManifest(ctx context.Context, p *artifactPlan, pf convert
 // when the error is not a refusal of this manifest (credentials, a server
 // error, the network) and so concerns the whole run.
 func manifestRefusal(err error, mediaType, advice string) string {
-	var se *statusError
-	if !errors.As(err, &se) || se.code < 400 || se.code >= 500 || se.code == http.StatusUnauthorized || se.code == http.StatusForbidden || se.code == http.StatusTooManyRequests {
+	var se *registry.StatusError
+	if !errors.As(err, &se) || se.Code < 400 || se.Code >= 500 || se.Code == http.StatusUnauthorized || se.Code == http.StatusForbidden || se.Code == http.StatusTooManyRequests {
 		return ""
 	}
 	if msg, ok := dockerRefusal(err, mediaType); ok {
@@ -394,9 +406,9 @@ func dockerRefusal(err error, mediaType string) (string, bool) {
 	if !manifest.IsDocker(mediaType) {
 		return "", false
 	}
-	var se *statusError
+	var se *registry.StatusError
 	var te *transport.Error
-	if !errors.As(err, &se) || se.code != http.StatusBadRequest && se.code != http.StatusUnsupportedMediaType || !errors.As(err, &te) {
+	if !errors.As(err, &se) || se.Code != http.StatusBadRequest && se.Code != http.StatusUnsupportedMediaType || !errors.As(err, &te) {
 		return "", false
 	}
 	for _, d := range te.Errors {

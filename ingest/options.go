@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 	"github.com/ferrytool/ferry/store"
 )
 
@@ -41,6 +42,9 @@ type Options struct {
 	Jobs int
 	// Retry is the policy for requests that fail for a passing reason.
 	Retry RetryPolicy
+	// ChunkSize bounds one upload request's body: larger blobs go in PATCH
+	// chunks of at most this size; zero means registry.DefaultChunkSize.
+	ChunkSize int64
 	// Journal records what is in and upload sessions; nil means none: no
 	// resume across runs, and manifests only from the volumes given.
 	Journal *store.Journal
@@ -62,9 +66,9 @@ type Options struct {
 	// It uploads no artifact's blob or manifest, records nothing in the
 	// journal and stages nothing. It does write to the registry once: the
 	// Docker media type probe stores a two-byte config blob and a tiny
-	// manifest by digest (never a tag) in the scratch repository
-	// BASE/ferry-probe (ProbeRepository) and deletes them again (a registry
-	// that refuses deletion keeps them, see DockerProbe.Cleanup).
+	// manifest by digest (never a tag) in one of the archive's destination
+	// repositories and deletes them again (a registry that refuses deletion
+	// keeps them, see DockerProbe.Cleanup).
 	DryRun bool
 	// PackVerifier checks Artifact Studio pack signatures again with the
 	// vendor's key; nil skips that check (the archive signature still
@@ -175,7 +179,6 @@ func (o *Options) defaults() {
 	if o.Jobs <= 0 {
 		o.Jobs = 4
 	}
-	o.Retry = o.Retry.withDefaults()
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -187,39 +190,26 @@ func (o *Options) defaults() {
 	}
 }
 
-// destination is a parsed Options.Registry.
+// destination is a parsed Options.Registry, with the two forms the
+// package's code and the journal use.
 type destination struct {
+	registry.Destination
 	host string // HOST[:PORT]
 	base string // may be empty
 }
 
+// parseDestination parses and checks Options.Registry once
+// (registry.ParseDestination); errors wrap registry.ErrDestination.
 func parseDestination(s string) (destination, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return destination{}, fmt.Errorf("no registry given: want HOST:PORT/BASE")
+	d, err := registry.ParseDestination(s)
+	if err != nil {
+		return destination{}, err
 	}
-	if strings.Contains(s, "://") {
-		return destination{}, fmt.Errorf("registry %q: give HOST:PORT/BASE without a scheme (use --plain-http for HTTP)", s)
-	}
-	host, base, _ := strings.Cut(strings.TrimRight(s, "/"), "/")
-	if host == "" {
-		return destination{}, fmt.Errorf("registry %q has no host", s)
-	}
-	return destination{host: host, base: strings.Trim(base, "/")}, nil
+	return destination{Destination: d, host: d.HostPort(), base: d.Base}, nil
 }
 
 // key names the destination in the journal.
-func (d destination) key() string {
-	if d.base == "" {
-		return d.host
-	}
-	return d.host + "/" + d.base
-}
+func (d destination) key() string { return d.String() }
 
 // repo is the repository path (without host) of a destination repository.
-func (d destination) repo(rel string) string {
-	if d.base == "" {
-		return rel
-	}
-	return d.base + "/" + rel
-}
+func (d destination) repo(rel string) string { return d.Repository(rel) }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -242,15 +241,12 @@ func (in *ingester) blobReader(ctx context.Context, repo string, b manifest.Blob
 	if ok, _ := in.vs.available(b); ok {
 		return in.vs.opener(b)(ctx)
 	}
-	resp, err := in.reg.do(ctx, http.MethodGet, in.reg.repoURL(repo, "blobs/"+b.Digest), nil, nil)
+	rc, err := in.reg.FetchBlob(ctx, repo, b.Digest)
 	if err != nil {
-		return nil, classify(in.dest.host, err)
-	}
-	if err := checkStatus(resp, http.StatusOK); err != nil {
-		return nil, classify(in.dest.host, fmt.Errorf("GET %s@%s: %w", repo, b.Digest, err))
+		return nil, err
 	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{digestio.NewReader(resp.Body, b.Digest, b.Size), resp.Body}, nil
+	}{digestio.NewReader(rc, b.Digest, b.Size), rc}, nil
 }

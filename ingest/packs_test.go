@@ -121,8 +121,8 @@ func TestPackWithOversizedSignatureIsRefused(t *testing.T) {
 	if names := dirNames(t, dir); len(names) != 0 {
 		t.Errorf("packs folder holds %v after a refused pack", names)
 	}
-	r := testConnect(t, reg.Host, true, nil, "base/spectro-packs/archive/x")
-	if got, err := r.manifestDigest(t.Context(), "base/spectro-packs/archive/x", "1.0"); err != nil || got != "" {
+	r := testConnect(t, reg.Host, "base/spectro-packs/archive/x")
+	if got, err := r.ManifestDigest(t.Context(), "base/spectro-packs/archive/x", "1.0"); err != nil || got != "" {
 		t.Errorf("refused pack's manifest in the registry: %q %v", got, err)
 	}
 }

@@ -52,6 +52,8 @@ type Report struct {
 	Volumes   []VolumeSeen     `json:"volumes"`
 	Artifacts []ArtifactResult `json:"artifacts"`
 	Blobs     BlobCounts       `json:"blobs"`
+	// Requests counts the requests sent to the registry, retries included.
+	Requests int64 `json:"requests"`
 	// PackSignatures says whether vendor pack signatures were checked again.
 	PackSignatures string `json:"packSignatures,omitempty"`
 	// PacksWritten lists the pack files written to Options.PacksDir.

@@ -6,14 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 )
-
-// ProbeRepository is the scratch repository, under the base path, that the
-// Docker media type probe stores its manifest in.
-const ProbeRepository = "ferry-probe"
 
 // Results of a Docker media type probe.
 const (
@@ -26,7 +22,8 @@ const (
 // Docker schema 2 manifests, which a default Zot refuses. A dry run always
 // probes; a real run probes when it would push Docker manifests.
 type DockerProbe struct {
-	// Repository is the scratch repository the probe manifest went to.
+	// Repository is the repository the probe manifest went to: one the
+	// run pushes into anyway, so the probe adds none to the catalog.
 	Repository string `json:"repository"`
 	// Manifest is the probe manifest's digest.
 	Manifest string `json:"manifest,omitempty"`
@@ -49,22 +46,25 @@ type DockerProbe struct {
 }
 
 // probeDocker stores a tiny Docker schema 2 manifest (no layers, the empty
-// config) by digest in the scratch repository, never under a tag, and
-// deletes it again: the one harmless way to learn what the registry's
-// manifest rules are before anything real is pushed.
-func (r *registry) probeDocker(ctx context.Context, repo string) DockerProbe {
+// config) by digest in repo, never under a tag, and deletes it and its
+// config again: the one harmless way to learn what the registry's manifest
+// rules are before anything real is pushed. repo is one the run pushes
+// into anyway, so the catalog gains no repository of its own.
+func probeDocker(ctx context.Context, reg *registry.Client, repo string) DockerProbe {
 	// The empty JSON object, the smallest config blob there is.
 	config := []byte("{}")
 	pr := DockerProbe{Repository: repo, Result: ProbeUnknown}
 	cfg := manifest.Blob{Digest: digestOf(config), Size: int64(len(config)), MediaType: manifest.MediaTypeDockerConfig}
-	job := uploadJob{repo: repo, blob: cfg, sessions: noSessions{}, open: func(context.Context) (io.ReadCloser, error) {
+	job := registry.BlobPush{Repo: repo, Digest: cfg.Digest, Size: cfg.Size, Open: func(context.Context) (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(config)), nil
 	}}
-	if _, err := r.pushBlob(ctx, job); err != nil {
+	if _, err := reg.PushBlob(ctx, job); err != nil {
 		pr.Detail = fmt.Sprintf("could not upload the probe's config blob to %s: %v", repo, err)
 		return pr
 	}
-	defer r.deleteQuietly(ctx, r.repoURL(repo, "blobs/"+cfg.Digest))
+	// A registry that does not allow deleting blobs keeps two bytes in a
+	// repository that holds the archive's content anyway.
+	defer reg.DeleteBlob(ctx, repo, cfg.Digest)
 	doc, err := json.Marshal(map[string]any{
 		"schemaVersion": 2,
 		"mediaType":     manifest.MediaTypeDockerManifest,
@@ -77,7 +77,7 @@ func (r *registry) probeDocker(ctx context.Context, repo string) DockerProbe {
 	}
 	d := digestOf(doc)
 	pr.Manifest = d
-	if err := r.putManifest(ctx, repo, d, manifest.MediaTypeDockerManifest, doc); err != nil {
+	if err := reg.PutManifest(ctx, repo, d, manifest.MediaTypeDockerManifest, doc); err != nil {
 		if msg, ok := dockerRefusal(err, manifest.MediaTypeDockerManifest); ok {
 			pr.Result, pr.Detail = ProbeRefuses, msg
 			return pr
@@ -86,25 +86,34 @@ func (r *registry) probeDocker(ctx context.Context, repo string) DockerProbe {
 		return pr
 	}
 	pr.Result = ProbeAccepts
-	resp, err := r.do(ctx, http.MethodDelete, r.repoURL(repo, "manifests/"+d), nil, nil)
-	if err == nil {
-		err = checkStatus(resp, http.StatusAccepted, http.StatusOK, http.StatusNoContent)
-		resp.Body.Close()
-	}
-	if err != nil {
+	if err := reg.DeleteManifest(ctx, repo, d); err != nil {
 		pr.Cleanup = fmt.Sprintf("probe manifest %s@%s could not be deleted (%v); delete it by hand", repo, d, err)
 	}
 	return pr
 }
 
-// deleteQuietly deletes what the probe left; a registry that does not
-// allow it keeps a two-byte blob in the scratch repository, which is
-// harmless.
-func (r *registry) deleteQuietly(ctx context.Context, u string) {
-	resp, err := r.do(ctx, http.MethodDelete, u, nil, nil)
-	if err == nil {
-		resp.Body.Close()
+// probeRepository picks where the probe goes: the destination repository
+// of the first artifact (by name) the run would push Docker manifests of,
+// else of the first artifact at all; "" when there is none.
+func probeRepository(plans []*artifactPlan, convertOCI bool) string {
+	first, docker := "", ""
+	for _, p := range plans {
+		if first == "" || p.a.Name < first {
+			first = p.a.Name
+		}
+		if p.pushesDocker(convertOCI) && (docker == "" || p.a.Name < docker) {
+			docker = p.a.Name
+		}
 	}
+	if docker != "" {
+		first = docker
+	}
+	for _, p := range plans {
+		if p.a.Name == first {
+			return p.repo
+		}
+	}
+	return ""
 }
 
 // hasDocker reports whether the artifact's closure lists a Docker
@@ -158,9 +167,9 @@ func (in *ingester) refuseDocker(ctx context.Context, pr *DockerProbe) error {
 		if !ok || !p.pushesDocker(in.opts.ConvertOCI) {
 			continue
 		}
-		got, err := in.reg.manifestDigest(ctx, p.repo, p.ref)
+		got, err := in.tagDigest(ctx, p)
 		if err != nil {
-			return classify(in.dest.host, fmt.Errorf("HEAD %s:%s: %w", p.repo, p.ref, err))
+			return err
 		}
 		if got == p.digest {
 			continue

@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"testing"
 
+	"crypto/rand"
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/internal/testbed"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 )
 
 type mapSource map[string][]byte
@@ -84,4 +86,26 @@ func TestPushFromABlobSource(t *testing.T) {
 	if err := rep.Err(); !errors.Is(err, ErrRefused) || rep.Artifacts[0].State != StateRefused || rep.Artifacts[1].State != StatePushed {
 		t.Fatalf("tampered source: %v %+v", err, rep.Artifacts)
 	}
+}
+
+func randomBlob(t *testing.T, size int) ([]byte, manifest.Blob) {
+	t.Helper()
+	data := make([]byte, size)
+	rand.Read(data)
+	return data, manifest.Blob{Digest: digestio.FromBytes(data), Size: int64(size), MediaType: "application/octet-stream"}
+}
+
+// testConnect connects to a test bed registry over plain HTTP, for checks
+// of what a run left there.
+func testConnect(t *testing.T, host string, repos ...string) *registry.Client {
+	t.Helper()
+	d, err := registry.ParseDestination(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := registry.Connect(t.Context(), d, repos, registry.Options{PlainHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"strings"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 	"github.com/ferrytool/ferry/store"
 )
 
@@ -133,6 +132,7 @@ func Validate(ctx context.Context, volumes []string, opts Options) (*Validation,
 		}
 		return nil
 	}
+	tagDigestOnly(plans, dest)
 	if opts.ConvertOCI {
 		if err := convertPlans(plans, get); err != nil {
 			return nil, err
@@ -148,7 +148,7 @@ func Validate(ctx context.Context, volumes []string, opts Options) (*Validation,
 	if err != nil {
 		return nil, err
 	}
-	return validate(ctx, reg, plans, nil)
+	return validate(ctx, reg, plans, nil, nil)
 }
 
 // journalBOM is an archive the journal recorded for a destination.
@@ -197,16 +197,19 @@ func journalBOMs(ctx context.Context, opts *Options, dest destination) ([]journa
 }
 
 // validate checks the plans for which keep returns true (all when nil).
-func validate(ctx context.Context, reg *registry, plans []*artifactPlan, keep func(*artifactPlan) bool) (*Validation, error) {
-	catalog, err := reg.catalog(ctx)
+// put holds what this run PUT under an artifact's tag and the registry
+// took with 201: that answer stands, and the tag is not asked again.
+func validate(ctx context.Context, reg *registry.Client, plans []*artifactPlan, keep func(*artifactPlan) bool, put map[*artifactPlan]string) (*Validation, error) {
+	host := reg.Destination().HostPort()
+	catalog, err := reg.Catalog(ctx)
 	if err != nil {
-		return nil, classify(reg.dest.host, fmt.Errorf("GET /v2/_catalog: %w", err))
+		return nil, classify(host, fmt.Errorf("GET /v2/_catalog: %w", err))
 	}
 	inCatalog := make(map[string]bool, len(catalog))
 	for _, r := range catalog {
 		inCatalog[r] = true
 	}
-	v := &Validation{Registry: reg.dest.key(), CatalogRepositories: len(catalog)}
+	v := &Validation{Registry: reg.Destination().String(), CatalogRepositories: len(catalog)}
 	var checked []*artifactPlan
 	for _, p := range plans {
 		if keep == nil || keep(p) {
@@ -214,14 +217,16 @@ func validate(ctx context.Context, reg *registry, plans []*artifactPlan, keep fu
 		}
 	}
 	v.Artifacts = make([]ValidatedArtifact, len(checked))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for i, p := range checked {
-		g.Go(func() error {
+	err = fanOut(ctx, 8, len(checked), func(ctx context.Context, i int) error {
+		p := checked[i]
+		{
 			va := ValidatedArtifact{Name: p.a.Name, Kind: p.a.Kind, Repository: p.repo, Ref: p.ref, Want: p.digest, InCatalog: inCatalog[p.repo]}
-			got, err := reg.manifestDigest(gctx, p.repo, p.ref)
-			if err != nil {
-				return classify(reg.dest.host, fmt.Errorf("HEAD %s:%s: %w", p.repo, p.ref, err))
+			got, ok := put[p]
+			if !ok {
+				var err error
+				if got, err = reg.ManifestDigest(ctx, p.repo, p.ref); err != nil {
+					return classify(host, fmt.Errorf("HEAD %s:%s: %w", p.repo, p.ref, err))
+				}
 			}
 			va.Got = got
 			switch {
@@ -238,9 +243,9 @@ func validate(ctx context.Context, reg *registry, plans []*artifactPlan, keep fu
 			}
 			v.Artifacts[i] = va
 			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+		}
+	})
+	if err != nil {
 		return nil, err
 	}
 	return v, nil

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +21,7 @@ import (
 	"github.com/ferrytool/ferry/ingest"
 	"github.com/ferrytool/ferry/ingest/cluster"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 	"github.com/ferrytool/ferry/store"
 	"github.com/ferrytool/ferry/verify"
 )
@@ -85,9 +84,11 @@ func ingestCommand(env *environment) *cli.Command {
 			"also come from " + envRegistryUsername + "); without them, the docker config\n" +
 			"(~/.docker/config.json and its credential helpers). Passwords are never printed or recorded.\n\n" +
 			"Whether the registry takes Docker schema 2 manifests (a default Zot does not) is probed with a\n" +
-			"tiny manifest stored by digest (never a tag) in BASE/" + ingest.ProbeRepository + " and deleted again: always with\n" +
-			"--dry-run, and before any upload when the archive holds Docker manifests, so that a refusing\n" +
-			"registry refuses those artifacts before their layers are sent.\n\n" +
+			"tiny manifest stored by digest (never a tag) in one of the archive's destination repositories\n" +
+			"and deleted again: always with --dry-run, and before any upload when the archive holds Docker\n" +
+			"manifests, so that a refusing registry refuses those artifacts before their layers are sent.\n\n" +
+			"An artifact collected by digest only is tagged " + ingest.DigestTagPrefix + "sha256-<hex>, so a registry that\n" +
+			"deletes untagged manifests (Zot's garbage collection) keeps it.\n\n" +
 			"With --project-namespace, the cluster steps of `ferry cluster apply` follow a complete push:\n" +
 			"the archive's bundle is imported into the hub, the workload namespace allowed, the Zot variables\n" +
 			"set and the Zot CA copied to the spoke; --dry-run shows their diffs too.\n\n" +
@@ -102,7 +103,7 @@ func ingestCommand(env *environment) *cli.Command {
 			&cli.BoolFlag{Name: "plain-http", Usage: "talk plain HTTP to the registry", Destination: &f.plainHTTP},
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "parallel uploads", Destination: &f.jobs},
 			&cli.IntFlag{Name: "retries", Value: 6, Usage: "attempts per request on 429, 5xx and lost connections (Retry-After is honoured)", Destination: &f.retries},
-			&cli.BoolFlag{Name: "dry-run", Usage: "show what would go where and what the registry already has; push no artifact, record nothing (only the Docker media type probe stores a tiny manifest by digest in BASE/" + ingest.ProbeRepository + " and deletes it)", Destination: &f.dryRun},
+			&cli.BoolFlag{Name: "dry-run", Usage: "show what would go where and what the registry already has; push no artifact, record nothing (only the Docker media type probe stores a tiny manifest by digest in a destination repository and deletes it)", Destination: &f.dryRun},
 			&cli.BoolFlag{Name: "validate-only", Usage: "only check the registry: catalog lists every destination, every tag resolves to its digest", Destination: &f.validateOnly},
 			&cli.BoolFlag{Name: "status", Usage: "from the journal alone: what is in, what waits for which volume", Destination: &f.status},
 			&cli.BoolFlag{Name: "atomic", Usage: "all or nothing: push no manifest unless every artifact can go in", Destination: &f.atomic},
@@ -141,6 +142,9 @@ func runIngest(c *cli.Context, env *environment, f *ingestFlags) error {
 	}
 	if f.registry == "" {
 		return usageErrorf("ingest: give the destination with --registry HOST:PORT/BASE")
+	}
+	if err := checkDestination("--registry", f.registry); err != nil {
+		return err
 	}
 	if c.NArg() == 0 && !f.validateOnly {
 		return usageErrorf("ingest: give the archive's volume files")
@@ -289,7 +293,7 @@ func ingestOptions(ctx context.Context, env *environment, f *ingestFlags) (inges
 	if opts.Auth, opts.Keychain, err = registryCredentials(env, f); err != nil {
 		return opts, cleanup, err
 	}
-	if opts.Transport, err = registryTransport(f); err != nil {
+	if opts.Transport, err = registryTransport("--ca-file", f.caFile, f.insecure, f.jobs); err != nil {
 		return opts, cleanup, err
 	}
 	if f.noJournal || f.dryRun && f.journal == "" {
@@ -360,34 +364,30 @@ func registryCredentials(env *environment, f *ingestFlags) (authn.Authenticator,
 	return &authn.Basic{Username: user, Password: pass}, nil, nil
 }
 
-// registryTransport is the HTTP transport with the TLS settings of the
-// flags.
-func registryTransport(f *ingestFlags) (http.RoundTripper, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.ResponseHeaderTimeout = 5 * time.Minute
-	tr.MaxIdleConnsPerHost = max(f.jobs*2, 8)
-	// Large writes: the default 4 KiB buffer costs a system call (and a TLS
-	// record) per 4 KiB of a layer.
-	tr.WriteBufferSize = 256 << 10
-	// HTTP/1.1: each parallel upload gets a connection of its own instead of
-	// sharing one HTTP/2 connection, and the registry reads a plain body,
-	// not flow-controlled frames, which costs it less CPU (hack/bench-ingest.sh).
-	tr.Protocols = new(http.Protocols)
-	tr.Protocols.SetHTTP1(true)
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: f.insecure} //nolint:gosec // only with --insecure
-	if f.caFile != "" {
-		data, err := os.ReadFile(f.caFile)
+// checkDestination parses a destination flag once, before anything is
+// sent, and names the flag when it is not a HOST[:PORT][/BASE] the
+// registry could take.
+func checkDestination(flag, value string) error {
+	if _, err := registry.ParseDestination(value); err != nil {
+		return usageErrorf("%s: %v", flag, err)
+	}
+	return nil
+}
+
+// registryTransport is the registry transport with the TLS settings of the
+// flags; caFlag names the CA file's flag in errors.
+func registryTransport(caFlag, caFile string, insecure bool, jobs int) (http.RoundTripper, error) {
+	o := registry.TransportOptions{Insecure: insecure, Conns: jobs, Proxy: http.ProxyFromEnvironment}
+	if caFile != "" {
+		data, err := os.ReadFile(caFile)
 		if err != nil {
-			return nil, usageErrorf("--ca-file: %v", err)
+			return nil, usageErrorf("%s: %v", caFlag, err)
 		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(data) {
-			return nil, usageErrorf("--ca-file %s holds no PEM certificate", f.caFile)
-		}
-		tr.TLSClientConfig.RootCAs = pool
+		o.CAPEM = data
+	}
+	tr, err := registry.NewTransport(o)
+	if err != nil {
+		return nil, usageErrorf("%s %s: %v", caFlag, caFile, err)
 	}
 	return tr, nil
 }
@@ -407,7 +407,13 @@ func ingestExit(err error, rep *ingest.Report) error {
 		return withCode(ExitTimeout, err)
 	case errors.Is(err, store.ErrDamaged):
 		return withCode(ExitFailure, fmt.Errorf("%w\n  move the file aside or give another --journal; a new journal knows nothing of earlier runs, so volumes they brought may be needed again", err))
-	case errors.Is(err, ingest.ErrAuth), errors.Is(err, ingest.ErrTLS), errors.Is(err, ingest.ErrUnreachable), errors.Is(err, ingest.ErrRegistry):
+	case errors.Is(err, registry.ErrDestination):
+		return withCode(ExitUsage, err)
+	case errors.Is(err, ingest.ErrTLS):
+		return withCode(ExitRegistry, fmt.Errorf("%w (give the registry's CA with --ca-file, or --insecure to skip the check)", err))
+	case errors.Is(err, registry.ErrWrongScheme):
+		return withCode(ExitRegistry, fmt.Errorf("%w (use --plain-http for an HTTP registry)", err))
+	case errors.Is(err, ingest.ErrAuth), errors.Is(err, ingest.ErrUnreachable), errors.Is(err, ingest.ErrRegistry):
 		return withCode(ExitRegistry, err)
 	case errors.Is(err, archive.ErrSignature), errors.Is(err, archive.ErrFormat), errors.Is(err, archive.ErrDigest),
 		errors.Is(err, archive.ErrUnsafeEntry), errors.Is(err, archive.ErrTruncated), errors.Is(err, manifest.ErrInvalidBOM):

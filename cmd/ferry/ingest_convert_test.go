@@ -308,8 +308,12 @@ func TestIngestDryRunProbesDockerMediaTypes(t *testing.T) {
 		t.Errorf("dry run against the plain registry:\n%s", r.stdout)
 	}
 
-	// Nothing of the probe is left: no tag, no manifest, no config blob.
-	repo := ingestBase + "/" + ingest.ProbeRepository
+	// Nothing of the probe is left: no tag, no manifest, no config blob,
+	// and it went to a destination repository, not one of its own.
+	repo := pp.Repository
+	if !strings.HasPrefix(repo, ingestBase+"/") || strings.Contains(repo, "probe") {
+		t.Errorf("probe went to %s, not a destination repository", repo)
+	}
 	client := b.reg.HTTPClient()
 	get := func(method, path string) int {
 		req, _ := http.NewRequestWithContext(t.Context(), method, b.reg.URL()+"/v2/"+repo+"/"+path, nil)
@@ -366,8 +370,12 @@ func blobIn(t *testing.T, reg *testbed.Registry, repo, digest string) bool {
 }
 
 // startProbeBlocker puts a TLS proxy in front of the Zot rules that
-// forbids the scratch repository of the Docker probe, so that ingest
-// cannot tell beforehand and meets the refusal when it PUTs manifests.
+// forbids the Docker probe's config blob (the empty JSON object), so that
+// ingest cannot tell beforehand and meets the refusal when it PUTs
+// manifests.
+// probeConfigHex is the hex of the probe's config blob, "{}".
+const probeConfigHex = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+
 func startProbeBlocker(t *testing.T, zot *testbed.ZotRules, ca *testbed.CA) string {
 	t.Helper()
 	target, err := url.Parse(zot.URL())
@@ -377,7 +385,7 @@ func startProbeBlocker(t *testing.T, zot *testbed.ZotRules, ca *testbed.CA) stri
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.Transport = zot.HTTPClient().Transport
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/"+ingest.ProbeRepository+"/") {
+		if strings.Contains(r.URL.RawQuery+r.URL.Path, probeConfigHex) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusForbidden)
 			w.Write([]byte(`{"errors":[{"code":"DENIED","message":"the test forbids the probe"}]}`))

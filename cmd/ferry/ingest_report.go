@@ -166,6 +166,7 @@ func printPushReport(w io.Writer, r *ingest.Report, ways string) {
 	}
 	fmt.Fprintf(w, "blobs: %d uploaded, %d resumed, %d mounted, %d already there, %d in volumes not given, %d bad; %s sent; %d manifests pushed\n",
 		b.Uploaded, b.Resumed, b.Mounted, b.Found, b.Missing, b.Bad, humanBytes(b.BytesSent), b.Manifests)
+	fmt.Fprintln(w, requestsLine(r))
 	if r.PackSignatures != "" {
 		fmt.Fprintf(w, "pack signatures: %s\n", r.PackSignatures)
 	}
@@ -282,4 +283,16 @@ func printDigestChanges(w io.Writer, r *ingest.Report) {
 		}
 	}
 	fmt.Fprintln(w, "  a chart or pack pinning them needs the new digest; the cluster import rewrites bundle objects with --rewrite-digests")
+}
+
+// requestsLine says how many requests the run sent the registry, and how
+// many that makes per blob settled (a registry that checks a password
+// with bcrypt pays for each).
+func requestsLine(r *ingest.Report) string {
+	b := r.Blobs
+	blobs := b.Uploaded + b.Resumed + b.Mounted + b.Found
+	if blobs == 0 {
+		return fmt.Sprintf("requests: %d sent", r.Requests)
+	}
+	return fmt.Sprintf("requests: %d sent, %.2f per blob", r.Requests, float64(r.Requests)/float64(blobs))
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -111,6 +110,9 @@ func runSync(c *cli.Context, env *environment, f *syncFlags) error {
 	}
 	if f.registry == "" {
 		return usageErrorf("sync: give the destination with --dest-registry HOST:PORT/BASE")
+	}
+	if err := checkDestination("--dest-registry", f.registry); err != nil {
+		return err
 	}
 	if f.src.jobs < 1 || f.retries < 1 {
 		return usageErrorf("sync: --jobs and --retries must be at least 1")
@@ -294,16 +296,7 @@ func destCredentials(env *environment, f *syncFlags) (authn.Authenticator, authn
 }
 
 // destTransport is ingest's registry transport with the destination's TLS
-// flags; the CA file is checked here so errors name the sync flag.
+// flags, named in errors.
 func destTransport(f *syncFlags) (http.RoundTripper, error) {
-	if f.caFile != "" {
-		data, err := os.ReadFile(f.caFile)
-		if err != nil {
-			return nil, usageErrorf("--dest-ca-file: %v", err)
-		}
-		if !x509.NewCertPool().AppendCertsFromPEM(data) {
-			return nil, usageErrorf("--dest-ca-file %s holds no PEM certificate", f.caFile)
-		}
-	}
-	return registryTransport(&ingestFlags{caFile: f.caFile, insecure: f.insecure, jobs: f.src.jobs})
+	return registryTransport("--dest-ca-file", f.caFile, f.insecure, f.src.jobs)
 }

@@ -1,4 +1,4 @@
-package ingest
+package registry
 
 import (
 	"context"
@@ -101,9 +101,9 @@ func retryableErr(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || isTLSErr(err) {
 		return false
 	}
-	var se *statusError
+	var se *StatusError
 	if errors.As(err, &se) {
-		return retryableStatus(se.code)
+		return retryableStatus(se.Code)
 	}
 	var te *transport.Error
 	if errors.As(err, &te) {
@@ -131,18 +131,19 @@ func isTLSErr(err error) bool {
 	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) || errors.As(err, &rh)
 }
 
-// statusError is a registry answer other than the one expected, with the
-// wait the registry asked for.
-type statusError struct {
-	code       int
-	retryAfter time.Duration
-	err        error // *transport.Error with the registry's diagnostics
+// StatusError is a registry answer other than the one expected, with the
+// wait the registry asked for. It wraps go-containerregistry's
+// *transport.Error, which holds the registry's diagnostics.
+type StatusError struct {
+	Code       int
+	RetryAfter time.Duration
+	Err        error
 }
 
-func (e *statusError) Error() string { return e.err.Error() }
-func (e *statusError) Unwrap() error { return e.err }
+func (e *StatusError) Error() string { return e.Err.Error() }
+func (e *StatusError) Unwrap() error { return e.Err }
 
-// checkStatus turns an unexpected answer into a *statusError; it reads and
+// checkStatus turns an unexpected answer into a *StatusError; it reads and
 // closes the body then.
 func checkStatus(resp *http.Response, want ...int) error {
 	for _, c := range want {
@@ -152,7 +153,7 @@ func checkStatus(resp *http.Response, want ...int) error {
 	}
 	err := transport.CheckError(resp, want...)
 	resp.Body.Close()
-	return &statusError{code: resp.StatusCode, retryAfter: retryAfter(resp.Header), err: err}
+	return &StatusError{Code: resp.StatusCode, RetryAfter: retryAfter(resp.Header), Err: err}
 }
 
 // retryTransport retries requests whose body can be sent again (none, or
@@ -227,8 +228,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		case retryableStatus(resp.StatusCode):
 			after = retryAfter(resp.Header)
 			why = resp.Status
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
+			closeBody(resp)
 		default:
 			return resp, nil
 		}
@@ -241,3 +241,5 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 }
+
+func asStatus(err error, se **StatusError) bool { return err != nil && errors.As(err, se) }

@@ -1,4 +1,4 @@
-package ingest
+package registry
 
 import (
 	"context"
@@ -8,18 +8,18 @@ import (
 )
 
 // uploadStatus asks how much of an upload the registry holds.
-func (r *registry) uploadStatus(ctx context.Context, loc string) (offset int64, next string, err error) {
-	resp, err := r.do(ctx, http.MethodGet, loc, nil, nil)
+func (c *Client) uploadStatus(ctx context.Context, loc string) (offset int64, next string, err error) {
+	resp, err := c.do(ctx, http.MethodGet, loc, nil, nil)
 	if err != nil {
 		return 0, "", err
 	}
-	defer resp.Body.Close()
+	defer closeBody(resp)
 	if err := checkStatus(resp, http.StatusNoContent, http.StatusOK); err != nil {
 		return 0, "", err
 	}
 	next = loc
 	if resp.Header.Get("Location") != "" {
-		if next, err = resolve(resp); err != nil {
+		if next, err = location(resp); err != nil {
 			return 0, "", err
 		}
 	}
@@ -40,15 +40,15 @@ func (r *registry) uploadStatus(ctx context.Context, loc string) (offset int64, 
 // answer can be short of what it will hold; a PATCH from there is refused,
 // and a registry that answers only once the client's Expect: 100-continue
 // wait is over has the whole body sent for nothing first.
-func (r *registry) settledStatus(ctx context.Context, loc string) (offset int64, next string, err error) {
-	if offset, next, err = r.uploadStatus(ctx, loc); err != nil {
+func (c *Client) settledStatus(ctx context.Context, loc string) (offset int64, next string, err error) {
+	if offset, next, err = c.uploadStatus(ctx, loc); err != nil {
 		return 0, "", err
 	}
 	for range 3 {
-		if err := sleepCtx(ctx, r.policy.Base); err != nil {
+		if err := sleepCtx(ctx, c.policy.Base); err != nil {
 			return 0, "", err
 		}
-		again, loc, err := r.uploadStatus(ctx, next)
+		again, loc, err := c.uploadStatus(ctx, next)
 		if err != nil {
 			return 0, "", err
 		}
