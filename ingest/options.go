@@ -209,7 +209,17 @@ func parseDestination(s string) (destination, error) {
 }
 
 // key names the destination in the journal.
-func (d destination) key() string { return d.String() }
+func (d destination) key() string {
+	if d.base == "" {
+		return d.host
+	}
+	return d.host + "/" + d.base
+}
 
 // repo is the repository path (without host) of a destination repository.
-func (d destination) repo(rel string) string { return d.Repository(rel) }
+func (d destination) repo(rel string) string {
+	if d.base == "" {
+		return rel
+	}
+	return d.base + "/" + rel
+}

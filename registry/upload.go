@@ -215,8 +215,7 @@ func (c *Client) uploadSingle(ctx context.Context, j BlobPush) (Outcome, error) 
 			}
 			err = checkStatus(resp, http.StatusCreated)
 		}
-		b.close()
-		if serr := b.sourceErr(); serr != nil {
+		if serr := b.failed(); serr != nil {
 			return "", serr
 		}
 		var se *StatusError
@@ -272,8 +271,7 @@ func (c *Client) uploadMonolithic(ctx context.Context, j BlobPush, loc string) (
 			}
 			return Uploaded, nil
 		}
-		b.close()
-		if serr := b.sourceErr(); serr != nil {
+		if serr := b.failed(); serr != nil {
 			c.cancelUpload(loc)
 			return "", serr
 		}
@@ -315,7 +313,7 @@ func openBody(ctx context.Context, j BlobPush, offset int64) (*uploadBody, error
 	if j.Size-offset > readAheadMin {
 		rc = &readAhead{ReadAhead: digestio.NewReadAhead(rc, readAheadBufs, readAheadSize), src: rc}
 	}
-	return &uploadBody{rc: rc, onBytes: j.OnBytes, digest: j.Digest, pos: offset}, nil
+	return &uploadBody{rc: rc, onBytes: j.OnBytes, digest: j.Digest, pos: offset, size: j.Size}, nil
 }
 
 // Bodies larger than readAheadMin are read ahead on a goroutine of their
@@ -348,6 +346,7 @@ type uploadBody struct {
 	digest  string
 	mu      sync.Mutex
 	pos     int64
+	size    int64
 	err     error // the source's error, io.EOF included
 }
 
@@ -401,6 +400,21 @@ func (b *uploadBody) verify() error {
 }
 
 func (b *uploadBody) close() { b.rc.Close() }
+
+// failed closes the body after a request that failed and says whether the
+// source is to blame: it failed on the way, or every byte went and the
+// content does not match (which a registry refuses as DIGEST_INVALID).
+func (b *uploadBody) failed() error {
+	defer b.close()
+	if err := b.sourceErr(); err != nil {
+		return err
+	}
+	if b.position() == b.size {
+		// Reading on to the end makes the verifying source check.
+		return b.verify()
+	}
+	return nil
+}
 
 // window returns a request body of the next n bytes. The HTTP transport may
 // go on reading a body after the request returns, until it closes it;

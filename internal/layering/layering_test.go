@@ -1,5 +1,5 @@
 // Package layering holds the test that keeps ferry's imports pointing down:
-// cmd -> collect/ingest/verify -> archive -> store -> manifest.
+// cmd -> collect/ingest/verify -> registry/archive -> store -> manifest.
 package layering
 
 import (
@@ -24,6 +24,7 @@ var tiers = map[string]int{
 	"ingest":         3,
 	"ingest/cluster": 3,
 	"verify":         3,
+	"registry":       2,
 	"archive":        2,
 	"store":          1,
 	"manifest":       0,
@@ -104,18 +105,18 @@ func check(pkg, dep string) string {
 		return ""
 	}
 	if dt >= pt {
-		return "imports must go down (cmd -> collect/ingest/verify -> archive -> store -> manifest)"
+		return "imports must go down (cmd -> collect/ingest/verify -> registry/archive -> store -> manifest)"
 	}
 	return ""
 }
 
 func TestCheckRejectsUpward(t *testing.T) {
-	for _, c := range [][2]string{{"archive", "verify"}, {"manifest", "store"}, {"collect", "ingest"}, {"ingest", "collect"}, {"store", "archive"}, {"internal/digestio", "archive"}} {
+	for _, c := range [][2]string{{"archive", "verify"}, {"manifest", "store"}, {"collect", "ingest"}, {"ingest", "collect"}, {"store", "archive"}, {"internal/digestio", "archive"}, {"registry", "archive"}, {"archive", "registry"}, {"registry", "ingest"}} {
 		if check(c[0], c[1]) == "" {
 			t.Errorf("%s -> %s was accepted", c[0], c[1])
 		}
 	}
-	for _, c := range [][2]string{{"cmd/ferry", "collect"}, {"verify", "archive"}, {"archive", "store"}, {"ingest", "ingest/cluster"}, {"archive", "internal/digestio"}} {
+	for _, c := range [][2]string{{"cmd/ferry", "collect"}, {"verify", "archive"}, {"archive", "store"}, {"ingest", "ingest/cluster"}, {"archive", "internal/digestio"}, {"collect", "registry"}, {"ingest", "registry"}, {"ingest/cluster", "registry"}, {"registry", "manifest"}} {
 		if msg := check(c[0], c[1]); msg != "" {
 			t.Errorf("%s -> %s was refused: %s", c[0], c[1], msg)
 		}
