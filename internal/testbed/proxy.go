@@ -31,6 +31,11 @@ type ProxyOptions struct {
 	// client with a bounded number of retries always gets through; zero
 	// means 2.
 	MaxFaultsInARow int
+	// Deadline cuts off, with a TCP reset, any request whose body is still
+	// coming in when it has been running this long, as a registry's read
+	// timeout or a load balancer in front of it does; what arrived before
+	// reaches the registry. Zero means no deadline.
+	Deadline time.Duration
 	// BytesPerSecond throttles request bodies, all connections together;
 	// zero means no limit.
 	BytesPerSecond int64
@@ -134,8 +139,8 @@ func (p *Proxy) ResponseBytes() int64 { return p.respBytes.Load() }
 // Requests counts requests received.
 func (p *Proxy) Requests() int64 { return p.requests.Load() }
 
-// Faults returns how many faults of each kind ("500", "429", "reset") were
-// injected.
+// Faults returns how many faults of each kind ("500", "429", "reset",
+// "deadline") were injected.
 func (p *Proxy) Faults() map[string]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -230,15 +235,30 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out.URL.Host = p.target.Host
 	out.Host = r.Host
 	var cut *cutReader
+	var late *deadlineReader
 	if r.Body != nil && r.ContentLength != 0 {
 		body := p.body(r.Body)
 		if fault == "reset" && r.ContentLength > 1 {
 			cut = &cutReader{r: body, left: r.ContentLength / 2}
 			body = cut
 		}
+		if p.opts.Deadline > 0 {
+			late = &deadlineReader{r: body, at: time.Now().Add(p.opts.Deadline)}
+			body = late
+		}
 		out.Body = io.NopCloser(body)
 	}
 	resp, err := p.upstream.RoundTrip(out)
+	if late != nil && late.passed() {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		p.mu.Lock()
+		p.faults["deadline"]++
+		p.mu.Unlock()
+		reset(w)
+		return
+	}
 	if cut != nil {
 		// The fault was chosen: the client sees its connection reset half
 		// way through the body even when the registry answered before
@@ -341,6 +361,30 @@ func (c *cutReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.left -= int64(n)
 	return n, err
+}
+
+// deadlineReader fails a request body read after a point in time.
+type deadlineReader struct {
+	mu  sync.Mutex
+	r   io.Reader
+	at  time.Time
+	hit bool
+}
+
+func (d *deadlineReader) Read(b []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if time.Now().After(d.at) {
+		d.hit = true
+		return 0, errCut
+	}
+	return d.r.Read(b)
+}
+
+func (d *deadlineReader) passed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.hit
 }
 
 // reset drops the client connection with a TCP RST.
