@@ -42,6 +42,7 @@ type ingestFlags struct {
 	plainHTTP     bool
 	jobs          int
 	retries       int
+	chunkMiB      int
 	dryRun        bool
 	validateOnly  bool
 	status        bool
@@ -102,6 +103,7 @@ func ingestCommand(env *environment) *cli.Command {
 			&cli.BoolFlag{Name: "insecure", Usage: "skip TLS certificate verification", Destination: &f.insecure},
 			&cli.BoolFlag{Name: "plain-http", Usage: "talk plain HTTP to the registry", Destination: &f.plainHTTP},
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "parallel uploads", Destination: &f.jobs},
+			&cli.IntFlag{Name: "chunk-size", Value: registry.DefaultChunkSize >> 20, Usage: "largest upload request in MiB: a larger blob goes in chunks of this size, each resumable; lower it behind a proxy that cuts long requests", Destination: &f.chunkMiB},
 			&cli.IntFlag{Name: "retries", Value: 6, Usage: "attempts per request on 429, 5xx and lost connections (Retry-After is honoured)", Destination: &f.retries},
 			&cli.BoolFlag{Name: "dry-run", Usage: "show what would go where and what the registry already has; push no artifact, record nothing (only the Docker media type probe stores a tiny manifest by digest in a destination repository and deletes it)", Destination: &f.dryRun},
 			&cli.BoolFlag{Name: "validate-only", Usage: "only check the registry: catalog lists every destination, every tag resolves to its digest", Destination: &f.validateOnly},
@@ -254,6 +256,7 @@ func ingestOptions(ctx context.Context, env *environment, f *ingestFlags) (inges
 		PlainHTTP:  f.plainHTTP,
 		Jobs:       f.jobs,
 		Retry:      ingest.RetryPolicy{Attempts: f.retries},
+		ChunkSize:  int64(f.chunkMiB) << 20,
 		Atomic:     f.atomic,
 		DryRun:     f.dryRun,
 		PacksDir:   f.packsDir,
@@ -262,8 +265,8 @@ func ingestOptions(ctx context.Context, env *environment, f *ingestFlags) (inges
 		AllowRollback: f.allowRollback,
 	}
 	cleanup := func() {}
-	if f.jobs < 1 || f.retries < 1 {
-		return opts, cleanup, usageErrorf("ingest: --jobs and --retries must be at least 1")
+	if f.jobs < 1 || f.retries < 1 || f.chunkMiB < 1 {
+		return opts, cleanup, usageErrorf("ingest: --jobs, --retries and --chunk-size must be at least 1")
 	}
 	if f.verbose {
 		opts.Logger = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

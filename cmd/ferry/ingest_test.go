@@ -435,7 +435,9 @@ func TestIngestKilledHalfWaySendsOnlyWhatIsMissing(t *testing.T) {
 	}
 	proxy := testbed.StartProxy(t, b.reg, testbed.ProxyOptions{BytesPerSecond: 8 << 20})
 	b.host = proxy.Host
-	args := b.args(append([]string{"--output", "json"}, b.fx.volumes...)...)
+	// 4 MiB chunks: the 12 MiB layer goes in three, and a kill loses at
+	// most the one on its way.
+	args := b.args(append([]string{"--output", "json", "--chunk-size", "4"}, b.fx.volumes...)...)
 
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), envRegistryPassword+"="+b.reg.Password)
