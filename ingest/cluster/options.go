@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 )
 
 // Defaults of [Options].
@@ -134,34 +135,15 @@ type Registry struct {
 	Base string // path below the host, no leading or trailing "/"
 }
 
-// ParseRegistry parses HOST[:PORT][/BASE]; a leading oci://, https:// or
-// http:// is ignored.
+// ParseRegistry parses HOST[:PORT][/BASE] as registry.ParseDestination
+// does, the one parser of destinations; a leading oci:// (Helm's form) is
+// ignored. Errors wrap ErrInvalidOptions and registry.ErrDestination.
 func ParseRegistry(s string) (Registry, error) {
-	in := s
-	for _, scheme := range []string{"oci://", "https://", "http://"} {
-		s = strings.TrimPrefix(s, scheme)
+	d, err := registry.ParseDestination(strings.TrimPrefix(strings.TrimSpace(s), "oci://"))
+	if err != nil {
+		return Registry{}, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
-	s = strings.TrimRight(s, "/")
-	hostport, base, _ := strings.Cut(s, "/")
-	if hostport == "" {
-		return Registry{}, fmt.Errorf("%w: registry %q: no host", ErrInvalidOptions, in)
-	}
-	r := Registry{Host: hostport, Base: strings.Trim(base, "/")}
-	switch h, p, err := net.SplitHostPort(hostport); {
-	case err == nil:
-		if h == "" || p == "" {
-			return Registry{}, fmt.Errorf("%w: registry %q: empty host or port", ErrInvalidOptions, in)
-		}
-		r.Host, r.Port = h, p
-	case strings.HasPrefix(hostport, "[") && strings.HasSuffix(hostport, "]"):
-		r.Host = hostport[1 : len(hostport)-1] // an IPv6 address without a port
-	case strings.Contains(hostport, ":"):
-		return Registry{}, fmt.Errorf("%w: registry %q: %v", ErrInvalidOptions, in, err)
-	}
-	if r.Host == "" || strings.ContainsAny(r.Host, " \t/@") {
-		return Registry{}, fmt.Errorf("%w: registry %q: bad host %q", ErrInvalidOptions, in, r.Host)
-	}
-	return r, nil
+	return Registry{Host: d.Host, Port: d.Port, Base: d.Base}, nil
 }
 
 // HostPort returns HOST:PORT, or HOST when there is no port.
