@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"errors"
 	"github.com/ferrytool/ferry/internal/testbed"
 	"github.com/ferrytool/ferry/manifest"
 )
@@ -97,5 +98,41 @@ func TestEveryPushedManifestIsTagged(t *testing.T) {
 	}
 	if v := rep.Validation; v == nil || !v.OK() || len(v.Artifacts) != 3 {
 		t.Errorf("validation: %+v", v)
+	}
+}
+
+// Validation flags a manifest that is in the registry by digest but
+// reachable from no tag, as an artifact collected by digest only and
+// pushed untagged would be.
+func TestValidationFlagsUntaggedManifests(t *testing.T) {
+	reg := testbed.StartRegistry(t, testbed.RegistryOptions{})
+	bom, src := twoImages(t)
+	opts := Options{Registry: reg.Host + "/base", PlainHTTP: true}
+	if _, err := Push(t.Context(), bom, src, opts); err != nil {
+		t.Fatal(err)
+	}
+	// The same content as though collected by digest only: its digest tag
+	// was never set.
+	bom.Artifacts[0].Dest.Tag = ""
+	dest, _ := parseDestination(opts.Registry)
+	plans, err := planArtifacts(bom, dest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagDigestOnly(plans, dest)
+	opts.defaults()
+	c, err := connect(t.Context(), &opts, dest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := validate(t.Context(), c, plans, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := v.Artifacts[0]; a.Status != ValidUntagged || !errors.Is(v.Err(), ErrValidation) {
+		t.Errorf("untagged manifest: %+v, %v", a, v.Err())
+	}
+	if a := v.Artifacts[1]; a.Status != ValidOK {
+		t.Errorf("tagged one: %+v", a)
 	}
 }

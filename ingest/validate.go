@@ -16,6 +16,11 @@ const (
 	ValidOK                = "ok"
 	ValidMissingRepository = "repository not in catalog"
 	ValidMissingTag        = "tag missing"
+	// ValidUntagged: the artifact's manifest is in the registry by digest,
+	// but no tag reaches it, so a registry that collects garbage deletes
+	// it (an artifact collected by digest only, pushed untagged by an older
+	// ferry or by another tool).
+	ValidUntagged = "reachable from no tag"
 	ValidWrongDigest       = "wrong digest"
 )
 
@@ -230,6 +235,15 @@ func validate(ctx context.Context, reg *registry.Client, plans []*artifactPlan, 
 			}
 			va.Got = got
 			switch {
+			case got == "" && strings.HasPrefix(p.ref, DigestTagPrefix):
+				va.Status = ValidMissingTag
+				byDigest, err := reg.ManifestDigest(ctx, p.repo, p.digest)
+				if err != nil {
+					return classify(host, fmt.Errorf("HEAD %s@%s: %w", p.repo, p.digest, err))
+				}
+				if byDigest != "" {
+					va.Got, va.Status = byDigest, ValidUntagged
+				}
 			case got == "":
 				va.Status = ValidMissingTag
 			case got != p.digest && got != p.a.Digest && (p.ociDigest == "" || got != p.ociDigest):

@@ -175,7 +175,7 @@ func printPushReport(w io.Writer, r *ingest.Report, ways string) {
 	}
 	if v := r.Validation; v != nil {
 		if v.OK() {
-			fmt.Fprintf(w, "validated: %d artifact(s) in the catalog (%d repositories), every tag resolves to its digest\n", len(v.Artifacts), v.CatalogRepositories)
+			fmt.Fprintf(w, "validated: %d artifact(s) in the catalog (%d repositories), every tag resolves to its digest, every manifest pushed is reachable from a tag\n", len(v.Artifacts), v.CatalogRepositories)
 		} else {
 			fmt.Fprintln(w, "\nvalidation FAILED:")
 			printValidation(w, v)
