@@ -195,6 +195,11 @@ func (d *Direct) fetch(br blobRef, in *inflight) error {
 
 // Downloaded counts the bytes fetched from sources so far; zero when the
 // cache or the destination had everything.
+// Graph is the plan's bill of materials: what a copy from this source
+// carries.
+func (d *Direct) Graph() *manifest.BOM { return d.Plan.BOM }
+
+// Downloaded counts bytes fetched from the sources.
 func (d *Direct) Downloaded() int64 { return d.downloaded.Load() }
 
 // Err is the first download that failed and was not made good by a later

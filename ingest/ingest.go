@@ -39,16 +39,16 @@ func Ingest(ctx context.Context, volumes []string, opts Options) (*Report, error
 }
 
 // Push pushes the artifacts of a bill of materials from any blob source
-// (a collect cache, for the direct mode that writes no archive) the way
-// Ingest pushes them from volumes: every blob is verified against its
-// digest on the way. The bill of materials is taken as given: no signature
-// is checked and the journal records no archive, only what went in.
+// the way Ingest pushes them from volumes: every blob is verified against
+// its digest on the way. It is Copy with the options of Ingest; the bill
+// of materials is taken as given: no signature is checked and the journal
+// records no archive, only what went in.
 func Push(ctx context.Context, bom *manifest.BOM, src archive.BlobSource, opts Options) (*Report, error) {
 	opts.defaults()
 	if err := bom.Validate(); err != nil {
 		return nil, err
 	}
-	return run(ctx, newSourceSet(bom, src), opts)
+	return run(ctx, newSourceSet(bom, bomSource{bom: bom, src: src}), opts)
 }
 
 func run(ctx context.Context, vs *volumeSet, opts Options) (_ *Report, err error) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferrytool/ferry/collect"
 	"github.com/ferrytool/ferry/ingest"
+	"github.com/ferrytool/ferry/registry"
 	"github.com/ferrytool/ferry/verify"
 )
 
@@ -111,8 +112,9 @@ func runSync(c *cli.Context, env *environment, f *syncFlags) error {
 	if f.registry == "" {
 		return usageErrorf("sync: give the destination with --dest-registry HOST:PORT/BASE")
 	}
-	if err := checkDestination("--dest-registry", f.registry); err != nil {
-		return err
+	dst, err := registry.ParseDestination(f.registry)
+	if err != nil {
+		return usageErrorf("--dest-registry: %v", err)
 	}
 	if f.src.jobs < 1 || f.retries < 1 {
 		return usageErrorf("sync: --jobs and --retries must be at least 1")
@@ -124,8 +126,7 @@ func runSync(c *cli.Context, env *environment, f *syncFlags) error {
 	if spec.Empty() {
 		return usageErrorf("sync: nothing to sync: give --spec, --image, --chart-url, --bundle or --pack")
 	}
-	iopts := ingest.Options{
-		Registry:  f.registry,
+	iopts := ingest.CopyOptions{
 		PlainHTTP: f.plainHTTP,
 		Jobs:      f.src.jobs,
 		Retry:     ingest.RetryPolicy{Attempts: f.retries},
@@ -190,7 +191,7 @@ func runSync(c *cli.Context, env *environment, f *syncFlags) error {
 		return collectExit(err)
 	}
 	defer direct.Close()
-	rep, err := ingest.Push(c.Context, direct.Plan.BOM, direct, iopts)
+	rep, err := ingest.Copy(c.Context, direct, dst, iopts)
 	if err != nil {
 		// Downloads nobody reads any more would otherwise run to their end
 		// before the error is shown.
