@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"time"
 
 	"github.com/ferrytool/ferry/registry"
 )
@@ -29,15 +28,3 @@ func classify(host string, err error) error { return registry.Classify(host, err
 // RetryPolicy says how a request that failed for a passing reason is tried
 // again; see registry.RetryPolicy.
 type RetryPolicy = registry.RetryPolicy
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

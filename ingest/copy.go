@@ -3,10 +3,6 @@ package ingest
 import (
 	"context"
 	"io"
-	"log/slog"
-	"net/http"
-
-	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/registry"
@@ -26,21 +22,9 @@ type Source interface {
 
 // CopyOptions configure Copy. Zero values are documented per field.
 type CopyOptions struct {
-	// Auth is the registry credential. Nil means Keychain, and anonymous
-	// without one.
-	Auth authn.Authenticator
-	// Keychain resolves credentials by registry host (the docker config).
-	Keychain authn.Keychain
-	// Transport carries every request; nil means registry.NewTransport's
-	// defaults.
-	Transport http.RoundTripper
-	// PlainHTTP talks HTTP instead of HTTPS.
-	PlainHTTP bool
-	// Retry is the policy for requests that fail for a passing reason.
-	Retry RetryPolicy
-	// ChunkSize bounds one upload request's body; zero means
-	// registry.DefaultChunkSize.
-	ChunkSize int64
+	// Client is how the registry is reached: credentials, transport,
+	// retries, chunk size, logger.
+	Client registry.Options
 	// Jobs bounds parallel uploads; zero means 4.
 	Jobs int
 	// Mappings rewrite destination repositories before the base path is
@@ -55,8 +39,6 @@ type CopyOptions struct {
 	ConvertAdvice string
 	// PackVerifier checks Artifact Studio pack signatures again; nil skips.
 	PackVerifier PackVerifier
-	// Logger receives debug records; nil discards.
-	Logger *slog.Logger
 	// Progress receives progress events; nil fields are not called.
 	Progress Progress
 }
@@ -72,11 +54,12 @@ func Copy(ctx context.Context, src Source, dst registry.Destination, opts CopyOp
 	if err := bom.Validate(); err != nil {
 		return nil, err
 	}
+	c := opts.Client
 	o := Options{
-		Registry: dst.String(), Auth: opts.Auth, Keychain: opts.Keychain, Transport: opts.Transport,
-		PlainHTTP: opts.PlainHTTP, Retry: opts.Retry, ChunkSize: opts.ChunkSize, Jobs: opts.Jobs,
+		Registry: dst.String(), Auth: c.Auth, Keychain: c.Keychain, Transport: c.Transport,
+		PlainHTTP: c.PlainHTTP, Retry: c.Retry, ChunkSize: c.ChunkSize, Logger: c.Logger, Jobs: opts.Jobs,
 		Mappings: opts.Mappings, Atomic: opts.Atomic, Validate: opts.Validate, ConvertAdvice: opts.ConvertAdvice,
-		PackVerifier: opts.PackVerifier, Logger: opts.Logger, Progress: opts.Progress,
+		PackVerifier: opts.PackVerifier, Progress: opts.Progress,
 	}
 	o.defaults()
 	return run(ctx, newSourceSet(bom, src), o)

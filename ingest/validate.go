@@ -20,8 +20,8 @@ const (
 	// but no tag reaches it, so a registry that collects garbage deletes
 	// it (an artifact collected by digest only, pushed untagged by an older
 	// ferry or by another tool).
-	ValidUntagged = "reachable from no tag"
-	ValidWrongDigest       = "wrong digest"
+	ValidUntagged    = "reachable from no tag"
+	ValidWrongDigest = "wrong digest"
 )
 
 // Validation is the registry checked against bills of materials: the

@@ -127,11 +127,10 @@ func runSync(c *cli.Context, env *environment, f *syncFlags) error {
 		return usageErrorf("sync: nothing to sync: give --spec, --image, --chart-url, --bundle or --pack")
 	}
 	iopts := ingest.CopyOptions{
-		PlainHTTP: f.plainHTTP,
-		Jobs:      f.src.jobs,
-		Retry:     ingest.RetryPolicy{Attempts: f.retries},
-		Atomic:    f.atomic,
-		Validate:  true,
+		Client:   registry.Options{PlainHTTP: f.plainHTTP, Retry: registry.RetryPolicy{Attempts: f.retries}},
+		Jobs:     f.src.jobs,
+		Atomic:   f.atomic,
+		Validate: true,
 		// sync converts on its collect side, before anything is pushed.
 		ConvertAdvice: "run ferry sync --convert-oci, which converts what it resolves before pushing (the manifests' digests change, layers do not)",
 	}
@@ -142,10 +141,10 @@ func runSync(c *cli.Context, env *environment, f *syncFlags) error {
 		}
 		iopts.Mappings = append(iopts.Mappings, m)
 	}
-	if iopts.Auth, iopts.Keychain, err = destCredentials(env, f); err != nil {
+	if iopts.Client.Auth, iopts.Client.Keychain, err = destCredentials(env, f); err != nil {
 		return err
 	}
-	if iopts.Transport, err = destTransport(f); err != nil {
+	if iopts.Client.Transport, err = destTransport(f); err != nil {
 		return err
 	}
 	copts := collect.Options{
@@ -176,7 +175,7 @@ func runSync(c *cli.Context, env *environment, f *syncFlags) error {
 		copts.CacheDir = filepath.Join(base, "ferry")
 	}
 	if f.verbose {
-		iopts.Logger = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		iopts.Client.Logger = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 
 	prog := newProgress(env.stderr, f.src.quiet || f.output == "json")
