@@ -64,6 +64,9 @@ func run(ctx context.Context, vs *volumeSet, opts Options) (_ *Report, err error
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRepositories(plans); err != nil {
+		return nil, err
+	}
 	tagDigestOnly(plans, dest)
 	in := &ingester{
 		opts: &opts, dest: dest, vs: vs, plans: plans,

@@ -1,7 +1,10 @@
 package ingest
 
 import (
+	"fmt"
 	"strings"
+
+	"github.com/ferrytool/ferry/registry"
 )
 
 // DigestTagPrefix starts the tag an artifact collected by digest only is
@@ -20,6 +23,18 @@ const DigestTagPrefix = "ferry-"
 // distribution spec's tag grammar (at most 128 characters).
 func DigestTag(digest string) string {
 	return DigestTagPrefix + strings.Replace(digest, ":", "-", 1)
+}
+
+// checkRepositories refuses, before anything is sent, a destination
+// repository (base, mapping and archive path together) that the
+// distribution spec's grammar does not allow.
+func checkRepositories(plans []*artifactPlan) error {
+	for _, p := range plans {
+		if err := registry.CheckRepository(p.repo); err != nil {
+			return fmt.Errorf("artifact %s: %w", p.a.Name, err)
+		}
+	}
+	return nil
 }
 
 // tagDigestOnly gives every artifact without a tag its DigestTag, so that

@@ -491,3 +491,24 @@ func TestIngestKilledHalfWaySendsOnlyWhatIsMissing(t *testing.T) {
 	}
 	b.checkAllIn(t)
 }
+
+// A destination the registry could not take is refused before anything is
+// sent, dry run or not, with the usage code and the flag named.
+func TestBadDestinationIsAUsageError(t *testing.T) {
+	for _, dest := range []string{"https://h:5000/x", "127.0.0.1:notaport/x", "h/UPPER", "h/a/../b", "h/a//b", "h:70000/x"} {
+		for _, cmd := range [][]string{
+			{"ingest", "--dry-run", "--registry", dest, "--key", "k.pub", "v.tar.zst"},
+			{"ingest", "--registry", dest, "--key", "k.pub", "v.tar.zst"},
+			{"sync", "--dest-registry", dest, "--image", "example.com/a:1"},
+		} {
+			r := ferry(t, "", cmd...)
+			flag := "--registry"
+			if cmd[0] == "sync" {
+				flag = "--dest-registry"
+			}
+			if r.code != ExitUsage || !strings.Contains(r.stderr, flag) || !strings.Contains(r.stderr, "invalid registry destination") {
+				t.Errorf("%v: exit %d, stderr %q; want %d naming %s", cmd, r.code, r.stderr, ExitUsage, flag)
+			}
+		}
+	}
+}
