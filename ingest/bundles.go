@@ -1,12 +1,12 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 
-	"bytes"
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/registry"

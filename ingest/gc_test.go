@@ -2,11 +2,11 @@ package ingest
 
 import (
 	"encoding/json"
+	"errors"
 	"sort"
 	"strings"
 	"testing"
 
-	"errors"
 	"github.com/ferrytool/ferry/internal/testbed"
 	"github.com/ferrytool/ferry/manifest"
 )

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +11,8 @@ import (
 	"net/http"
 	"testing"
 
-	"crypto/rand"
+	"github.com/google/go-containerregistry/pkg/authn"
+
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/internal/testbed"
 	"github.com/ferrytool/ferry/manifest"
@@ -108,4 +110,37 @@ func testConnect(t *testing.T, host string, repos ...string) *registry.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// Against the test bed's TLS registry with basic auth (a bcrypt check per
+// request, as on Zot), a push costs: the ping and the credential check,
+// one HEAD per artifact's tag, POST and PUT per blob uploaded (this
+// registry takes no single-request upload), one POST per mount, one PUT
+// per manifest, and the catalog for validation, which takes the 201s of
+// the manifest PUTs as its answer.
+func TestPushRequestCount(t *testing.T) {
+	reg := testbed.StartRegistry(t, testbed.RegistryOptions{TLS: true, Username: "u", Password: "p"})
+	bom, src := twoImages(t)
+	opts := Options{Registry: reg.Host + "/base", Transport: reg.HTTPClient().Transport, Validate: true,
+		Auth: &authn.Basic{Username: "u", Password: "p"}}
+	rep, err := Push(t.Context(), bom, src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// 2 to connect, 2 tag HEADs, config: POST+PUT and one mount, layers:
+	// 2×(POST+PUT), 2 manifest PUTs, 1 catalog.
+	if want := int64(2 + 2 + 3 + 4 + 2 + 1); rep.Requests != want {
+		t.Errorf("%d requests, want %d (blobs %+v)", rep.Requests, want, rep.Blobs)
+	}
+	// Again: everything is in; only the tags are asked.
+	rep, err = Push(t.Context(), bom, src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(2 + 2 + 1 + 2); rep.Requests != want || rep.Blobs.Uploaded+rep.Blobs.Mounted != 0 {
+		t.Errorf("second push: %d requests, want %d (blobs %+v)", rep.Requests, want, rep.Blobs)
+	}
 }

@@ -14,11 +14,10 @@ import (
 	"testing"
 	"time"
 
-	helmengine "helm.sh/helm/v3/pkg/engine"
-	helmregistry "helm.sh/helm/v3/pkg/registry"
-
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
+	helmengine "helm.sh/helm/v3/pkg/engine"
+	helmregistry "helm.sh/helm/v3/pkg/registry"
 
 	"github.com/ferrytool/ferry/ingest"
 	"github.com/ferrytool/ferry/internal/testbed"
