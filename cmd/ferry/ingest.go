@@ -72,8 +72,9 @@ func ingestCommand(env *environment) *cli.Command {
 		ArgsUsage: "VOLUME...",
 		Description: "Checks the bill of materials' signature before any network traffic, then pushes every\n" +
 			"artifact to HOST:PORT/BASE/<destination>: blobs first, read and verified straight from the\n" +
-			"volumes (no extraction), in parallel, a HEAD before each and a cross-repository mount where\n" +
-			"the registry already has the blob; then manifests, children first, the tag last. An artifact\n" +
+			"volumes (no extraction), in parallel, in as few requests as the registry allows (a mount where\n" +
+			"another repository has the blob, one POST for a small blob, resumable chunks of --chunk-size\n" +
+			"for a large one); then manifests, children first, the tag last. An artifact\n" +
 			"with a blob that fails verification is refused and named; nothing of it reaches a manifest.\n\n" +
 			"Volumes can come in any order and in separate runs: a journal records what is in, the\n" +
 			"volumes seen and the upload sessions in flight, so an interrupted run resumes where the\n" +
