@@ -125,28 +125,9 @@ func (in *ingester) settleBlob(ctx context.Context, t *blobTask) error {
 			in.outcome(b, repo, BlobMissing)
 			continue
 		}
-		outcome, err := in.reg.PushBlob(ctx, registry.BlobPush{
-			Repo:      repo,
-			Digest:    b.Digest,
-			Size:      b.Size,
-			Open:      in.vs.opener(b),
-			MountFrom: in.presentRepos(b.Digest),
-			Sessions:  in.sessions(),
-			OnBytes: func(n int64) {
-				in.sent.Add(n)
-				if in.opts.Progress.OnBytes != nil {
-					in.opts.Progress.OnBytes(vol, n)
-				}
-			},
-		})
-		var ce *registry.ContentError
-		if errors.As(err, &ce) && isBadContent(err) {
-			in.markBad(b.Digest, err.Error())
-			in.outcome(b, repo, BlobBad)
-			return nil
-		}
-		if err != nil {
-			return classify(in.dest.host, err)
+		outcome, bad, err := in.pushOne(ctx, repo, b, vol)
+		if bad || err != nil {
+			return err
 		}
 		in.setPresent(repo, b.Digest)
 		in.recordBlob(repo, b, string(outcome))
@@ -165,6 +146,59 @@ func (in *ingester) settleBlob(ctx context.Context, t *blobTask) error {
 			}
 			return fmt.Errorf("stage parts of %s in %s: %w", b.Digest, in.vs.workDir, err)
 		}
+	}
+	return nil
+}
+
+// pushOne puts a blob read from this run's volumes into repo; bad says
+// the content failed verification (the blob is marked, the error nil).
+func (in *ingester) pushOne(ctx context.Context, repo string, b manifest.Blob, vol string) (_ registry.Outcome, bad bool, _ error) {
+	outcome, err := in.reg.PushBlob(ctx, registry.BlobPush{
+		Repo:      repo,
+		Digest:    b.Digest,
+		Size:      b.Size,
+		Open:      in.vs.opener(b),
+		MountFrom: in.presentRepos(b.Digest),
+		Sessions:  in.sessions(),
+		OnBytes: func(n int64) {
+			in.sent.Add(n)
+			if in.opts.Progress.OnBytes != nil {
+				in.opts.Progress.OnBytes(vol, n)
+			}
+		},
+	})
+	var ce *registry.ContentError
+	if errors.As(err, &ce) && isBadContent(err) {
+		in.markBad(b.Digest, err.Error())
+		in.outcome(b, repo, BlobBad)
+		return "", true, nil
+	}
+	if err != nil {
+		return "", false, classify(in.dest.host, err)
+	}
+	return outcome, false, nil
+}
+
+// repairBlobs puts back the blobs of an artifact that the registry says
+// it lacks although the journal recorded them (a registry emptied or
+// restored since): each is looked for, and uploaded again from this run's
+// volumes when they hold it.
+func (in *ingester) repairBlobs(ctx context.Context, p *artifactPlan) error {
+	for _, b := range p.layers {
+		ok, err := in.reg.BlobExists(ctx, p.repo, b.Digest)
+		if err != nil {
+			return classify(in.dest.host, fmt.Errorf("HEAD %s@%s: %w", p.repo, b.Digest, err))
+		}
+		avail, vol := in.vs.available(b)
+		if ok || !avail {
+			continue
+		}
+		in.opts.Logger.Debug("blob recorded but missing; uploading again", "repo", p.repo, "digest", b.Digest)
+		outcome, bad, err := in.pushOne(ctx, p.repo, b, vol)
+		if bad || err != nil {
+			return err
+		}
+		in.recordBlob(p.repo, b, string(outcome))
 	}
 	return nil
 }

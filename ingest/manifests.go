@@ -349,7 +349,15 @@ func (in *ingester) putManifest(ctx context.Context, p *artifactPlan, pf convert
 			in.mu.Unlock()
 		}
 	}
-	if err := in.reg.PutManifest(ctx, p.repo, ref, pf.mediaType, pf.data); err != nil {
+	err := in.reg.PutManifest(ctx, p.repo, ref, pf.mediaType, pf.data)
+	if blobUnknown(err) {
+		// The journal said the blobs were in; the registry says not.
+		if rerr := in.repairBlobs(ctx, p); rerr != nil {
+			return false, rerr
+		}
+		err = in.reg.PutManifest(ctx, p.repo, ref, pf.mediaType, pf.data)
+	}
+	if err != nil {
 		if refusal := manifestRefusal(err, pf.mediaType, in.opts.ConvertAdvice); refusal != "" {
 			at := p.repo + "@" + ref
 			if byTag && p.a.Dest.Tag != "" {
@@ -397,6 +405,21 @@ func manifestRefusal(err error, mediaType, advice string) string {
 		return dockerAdvice(msg, advice)
 	}
 	return se.Error()
+}
+
+// blobUnknown reports whether a manifest PUT was refused for a blob the
+// registry does not hold.
+func blobUnknown(err error) bool {
+	var te *transport.Error
+	if err == nil || !errors.As(err, &te) {
+		return false
+	}
+	for _, d := range te.Errors {
+		if d.Code == transport.BlobUnknownErrorCode || d.Code == transport.ManifestBlobUnknownErrorCode {
+			return true
+		}
+	}
+	return false
 }
 
 // dockerRefusal reports whether err is a registry refusing a manifest for

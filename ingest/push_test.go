@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -17,6 +18,7 @@ import (
 	"github.com/ferrytool/ferry/internal/testbed"
 	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/registry"
+	"github.com/ferrytool/ferry/store"
 )
 
 type mapSource map[string][]byte
@@ -142,5 +144,41 @@ func TestPushRequestCount(t *testing.T) {
 	}
 	if want := int64(2 + 2 + 1 + 2); rep.Requests != want || rep.Blobs.Uploaded+rep.Blobs.Mounted != 0 {
 		t.Errorf("second push: %d requests, want %d (blobs %+v)", rep.Requests, want, rep.Blobs)
+	}
+}
+
+// A blob the journal recorded but the registry lost (a registry restored
+// or emptied since) is not asked about before the manifest; the manifest
+// PUT that the registry refuses for it puts the blob back and tries again.
+func TestJournalledBlobMissingIsPutBack(t *testing.T) {
+	reg := testbed.StartRegistry(t, testbed.RegistryOptions{})
+	bom, src := twoImages(t)
+	j, err := store.OpenJournal(filepath.Join(t.TempDir(), "journal.db"), store.JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	opts := Options{Registry: reg.Host + "/base", PlainHTTP: true, Journal: j, Validate: true}
+	if _, err := Push(t.Context(), bom, src, opts); err != nil {
+		t.Fatal(err)
+	}
+	one := bom.Artifacts[0]
+	layer := one.Blobs[1]
+	c := testConnect(t, reg.Host, "base/images/one")
+	if err := c.DeleteManifest(t.Context(), "base/images/one", one.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteBlob(t.Context(), "base/images/one", layer); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Push(t.Context(), bom, src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Err(); err != nil || rep.Artifacts[0].State != StatePushed {
+		t.Fatalf("second push: %v %+v", err, rep.Artifacts)
+	}
+	if ok, err := c.BlobExists(t.Context(), "base/images/one", layer); err != nil || !ok {
+		t.Errorf("layer %s not put back: %v", layer, err)
 	}
 }
