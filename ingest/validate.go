@@ -224,40 +224,38 @@ func validate(ctx context.Context, reg *registry.Client, plans []*artifactPlan, 
 	v.Artifacts = make([]ValidatedArtifact, len(checked))
 	err = fanOut(ctx, 8, len(checked), func(ctx context.Context, i int) error {
 		p := checked[i]
-		{
-			va := ValidatedArtifact{Name: p.a.Name, Kind: p.a.Kind, Repository: p.repo, Ref: p.ref, Want: p.digest, InCatalog: inCatalog[p.repo]}
-			got, ok := put[p]
-			if !ok {
-				var err error
-				if got, err = reg.ManifestDigest(ctx, p.repo, p.ref); err != nil {
-					return classify(host, fmt.Errorf("HEAD %s:%s: %w", p.repo, p.ref, err))
-				}
+		va := ValidatedArtifact{Name: p.a.Name, Kind: p.a.Kind, Repository: p.repo, Ref: p.ref, Want: p.digest, InCatalog: inCatalog[p.repo]}
+		got, ok := put[p]
+		if !ok {
+			var err error
+			if got, err = reg.ManifestDigest(ctx, p.repo, p.ref); err != nil {
+				return classify(host, fmt.Errorf("HEAD %s:%s: %w", p.repo, p.ref, err))
 			}
-			va.Got = got
-			switch {
-			case got == "" && strings.HasPrefix(p.ref, DigestTagPrefix):
-				va.Status = ValidMissingTag
-				byDigest, err := reg.ManifestDigest(ctx, p.repo, p.digest)
-				if err != nil {
-					return classify(host, fmt.Errorf("HEAD %s@%s: %w", p.repo, p.digest, err))
-				}
-				if byDigest != "" {
-					va.Got, va.Status = byDigest, ValidUntagged
-				}
-			case got == "":
-				va.Status = ValidMissingTag
-			case got != p.digest && got != p.a.Digest && (p.ociDigest == "" || got != p.ociDigest):
-				// The archive's digest and that of its OCI form are both
-				// the signed content; anything else is not.
-				va.Status = ValidWrongDigest
-			case !va.InCatalog:
-				va.Status = ValidMissingRepository
-			default:
-				va.Status = ValidOK
-			}
-			v.Artifacts[i] = va
-			return nil
 		}
+		va.Got = got
+		switch {
+		case got == "" && strings.HasPrefix(p.ref, DigestTagPrefix):
+			va.Status = ValidMissingTag
+			byDigest, err := reg.ManifestDigest(ctx, p.repo, p.digest)
+			if err != nil {
+				return classify(host, fmt.Errorf("HEAD %s@%s: %w", p.repo, p.digest, err))
+			}
+			if byDigest != "" {
+				va.Got, va.Status = byDigest, ValidUntagged
+			}
+		case got == "":
+			va.Status = ValidMissingTag
+		case got != p.digest && got != p.a.Digest && (p.ociDigest == "" || got != p.ociDigest):
+			// The archive's digest and that of its OCI form are both
+			// the signed content; anything else is not.
+			va.Status = ValidWrongDigest
+		case !va.InCatalog:
+			va.Status = ValidMissingRepository
+		default:
+			va.Status = ValidOK
+		}
+		v.Artifacts[i] = va
+		return nil
 	})
 	if err != nil {
 		return nil, err
