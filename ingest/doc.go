@@ -20,10 +20,13 @@
 // types change, layers do not), and the report lists every digest that
 // changed and the digest-pinned references left stale; validation expects
 // the converted digests. A dry run probes the registry's rule with a tiny
-// manifest stored by digest in a scratch repository and deleted again.
-// Bundles reads the archive's Profile Bundles for the cluster steps.
+// manifest stored by digest in one of the destination repositories and
+// deleted again. Bundles reads the archive's Profile Bundles for the
+// cluster steps.
 //
-// The registry protocol is go-containerregistry's transport (ping, basic and
-// bearer auth) under ferry's own retry policy (exponential back-off with
-// jitter, Retry-After honoured) and its own resumable blob upload.
+// Copy is the one verb underneath: a graph of artifacts from any Source
+// (the volumes, or collect's resolver for `ferry sync`) into a registry,
+// children first, every artifact under a tag (DigestTag for one collected
+// by digest only) so a registry's garbage collection keeps it. The
+// registry protocol is package registry's.
 package ingest
