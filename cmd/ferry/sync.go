@@ -231,6 +231,9 @@ func syncPushExit(err error, rep *ingest.Report, serr error) error {
 	if serr != nil && !errors.Is(err, ingest.ErrAuth) && !errors.Is(err, ingest.ErrTLS) {
 		return collectExit(fmt.Errorf("%w (the push stopped: %v)", serr, err))
 	}
+	if errors.Is(err, ingest.ErrTLS) {
+		return withCode(ExitRegistry, fmt.Errorf("%w (give the destination's CA with --dest-ca-file, or --dest-insecure to skip the check)", err))
+	}
 	return ingestExit(err, rep)
 }
 
