@@ -109,38 +109,37 @@ func (c *Client) DeleteManifest(ctx context.Context, repo, digest string) error 
 
 // Catalog lists every repository, following pagination.
 func (c *Client) Catalog(ctx context.Context) ([]string, error) {
-	var all []string
-	err := c.pages(ctx, c.url("/v2/_catalog?n=1000"), func(data []byte) error {
-		var page struct {
-			Repositories []string `json:"repositories"`
-		}
-		if err := json.Unmarshal(data, &page); err != nil {
-			return err
-		}
-		all = append(all, page.Repositories...)
-		return nil
-	})
-	return all, err
+	return c.list(ctx, c.url("/v2/_catalog?n=1000"), "repositories")
 }
 
 // Tags lists a repository's tags, following pagination; none when the
 // repository does not exist.
 func (c *Client) Tags(ctx context.Context, repo string) ([]string, error) {
-	var all []string
-	err := c.pages(ctx, c.repoURL(repo, "tags/list?n=1000"), func(data []byte) error {
-		var page struct {
-			Tags []string `json:"tags"`
-		}
-		if err := json.Unmarshal(data, &page); err != nil {
-			return err
-		}
-		all = append(all, page.Tags...)
-		return nil
-	})
+	all, err := c.list(ctx, c.repoURL(repo, "tags/list?n=1000"), "tags")
 	var se *StatusError
 	if asStatus(err, &se) && se.Code == http.StatusNotFound {
 		return nil, nil
 	}
+	return all, err
+}
+
+// list gathers the strings under key of every page of a paginated list.
+func (c *Client) list(ctx context.Context, u, key string) ([]string, error) {
+	var all []string
+	err := c.pages(ctx, u, func(data []byte) error {
+		var page map[string]json.RawMessage
+		if err := json.Unmarshal(data, &page); err != nil {
+			return err
+		}
+		var items []string
+		if raw, ok := page[key]; ok && string(raw) != "null" {
+			if err := json.Unmarshal(raw, &items); err != nil {
+				return err
+			}
+		}
+		all = append(all, items...)
+		return nil
+	})
 	return all, err
 }
 

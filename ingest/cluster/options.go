@@ -3,7 +3,6 @@ package cluster
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"time"
 
@@ -146,21 +145,15 @@ func ParseRegistry(s string) (Registry, error) {
 	return Registry{Host: d.Host, Port: d.Port, Base: d.Base}, nil
 }
 
-// HostPort returns HOST:PORT, or HOST when there is no port.
-func (r Registry) HostPort() string {
-	if r.Port == "" {
-		return r.Host
-	}
-	return net.JoinHostPort(r.Host, r.Port)
+func (r Registry) destination() registry.Destination {
+	return registry.Destination{Host: r.Host, Port: r.Port, Base: r.Base}
 }
 
+// HostPort returns HOST:PORT, or HOST when there is no port.
+func (r Registry) HostPort() string { return r.destination().HostPort() }
+
 // String returns HOST:PORT/BASE.
-func (r Registry) String() string {
-	if r.Base == "" {
-		return r.HostPort()
-	}
-	return r.HostPort() + "/" + r.Base
-}
+func (r Registry) String() string { return r.destination().String() }
 
 // ChartRepository returns the Helm OCI repository a chart was pushed to,
 // oci://HOST:PORT/BASE/charts/CHART: `helm push` to it stores the chart at
