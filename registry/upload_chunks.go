@@ -97,7 +97,9 @@ func (c *Client) uploadChunks(ctx context.Context, j BlobPush, loc string, offse
 		}
 		var se *StatusError
 		rangeRefused := errors.As(err, &se) && se.Code == http.StatusRequestedRangeNotSatisfiable
-		if !rangeRefused && retryableErr(err) && chunk > minChunk {
+		if cutOff := !errors.As(err, &se) && retryableErr(err); cutOff && chunk > minChunk {
+			// A connection lost in the middle of a chunk, not a registry's
+			// "not now": smaller chunks pass a deadline that cut this one.
 			chunk = max(chunk/2, minChunk)
 			c.log.Debug("chunk cut off; halving", "repo", j.Repo, "digest", d, "chunk", chunk)
 		}
