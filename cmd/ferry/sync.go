@@ -39,6 +39,7 @@ type syncFlags struct {
 	insecure      bool
 	plainHTTP     bool
 	retries       int
+	chunkMiB      int
 	atomic        bool
 	maps          cli.StringSlice
 	output        string
@@ -83,6 +84,7 @@ func syncCommand(env *environment) *cli.Command {
 			&cli.BoolFlag{Name: "dest-insecure", Usage: "skip TLS certificate verification of the destination", Destination: &f.insecure},
 			&cli.BoolFlag{Name: "dest-plain-http", Usage: "talk plain HTTP to the destination", Destination: &f.plainHTTP},
 			&cli.IntFlag{Name: "retries", Value: 6, Usage: "attempts per destination request on 429, 5xx and lost connections", Destination: &f.retries},
+			&cli.IntFlag{Name: "chunk-size", Value: registry.DefaultChunkSize >> 20, Usage: "largest upload request in MiB: a larger blob goes in chunks of this size, each resumable", Destination: &f.chunkMiB},
 			&cli.BoolFlag{Name: "atomic", Usage: "all or nothing: push no manifest unless every artifact can go in", Destination: &f.atomic},
 			&cli.StringSliceFlag{Name: "map", Usage: "rewrite destination repositories starting with FROM to TO (FROM=TO, repeatable)", Destination: &f.maps},
 			outputFlag(&f.output),
@@ -116,8 +118,8 @@ func runSync(c *cli.Context, env *environment, f *syncFlags) error {
 	if err != nil {
 		return usageErrorf("--dest-registry: %v", err)
 	}
-	if f.src.jobs < 1 || f.retries < 1 {
-		return usageErrorf("sync: --jobs and --retries must be at least 1")
+	if f.src.jobs < 1 || f.retries < 1 || f.chunkMiB < 1 {
+		return usageErrorf("sync: --jobs, --retries and --chunk-size must be at least 1")
 	}
 	spec, err := f.src.buildSpec()
 	if err != nil {
