@@ -334,7 +334,8 @@ func (in *ingester) putManifest(ctx context.Context, p *artifactPlan, pf convert
 	if byTag {
 		ref = p.ref
 	}
-	if byTag && p.a.Dest.Tag != "" {
+	// A digest tag names its content: it can never roll anything back.
+	if byTag && p.a.Dest.Tag != "" && p.a.Dest.Tag != DigestTag(p.a.Digest) {
 		refusal, warning, err := rollbackCheck(in.journal, in.dest.key(), p.repo, p.a.Dest.Tag, in.vs.bom, in.opts.AllowRollback)
 		if err != nil {
 			return false, err
