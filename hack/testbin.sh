@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the pinned binaries the test bed runs into $TESTBIN (default .testbin/).
 # Each binary is built from the Go module proxy and skipped when already present
-# at the pinned version, so a warm cache costs nothing.
+# at the pinned version, so a warm cache costs nothing. The argument `registry`
+# installs only the registry; `clis` also the CLIs (cosign, helm) but no
+# cluster binaries.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -12,6 +14,8 @@ REGISTRY_VERSION=v3.1.2
 ETCD_VERSION=v3.6.16
 KUBE_VERSION=v1.37.2
 KUBE_STAGING_VERSION=v0.37.2
+COSIGN_VERSION=v2.6.5
+HELM_VERSION=v3.22.0
 
 # have NAME VERSION: true when $testbin/NAME was built at VERSION.
 have() { [[ -x "$testbin/$1" && "$(cat "$testbin/$1.version" 2>/dev/null)" == "$2" ]]; }
@@ -26,6 +30,24 @@ else
 fi
 
 if [[ "${1:-}" == "registry" ]]; then exit 0; fi
+
+# install_cli NAME VERSION PACKAGE: a CLI the tests run as a user would, built
+# with `go install` (neither module carries replace directives).
+install_cli() {
+  if have "$1" "$2"; then
+    echo "testbin: $1 $2 present"
+    return
+  fi
+  echo "testbin: building $1 $2"
+  GOBIN="$testbin" go install "$3@$2"
+  mark "$1" "$2"
+}
+
+install_cli cosign "$COSIGN_VERSION" github.com/sigstore/cosign/v2/cmd/cosign
+install_cli helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm
+
+# `testbin.sh clis` stops here, for machines that run no cluster tests.
+if [[ "${1:-}" == "clis" ]]; then exit 0; fi
 
 if have etcd "$ETCD_VERSION"; then
   echo "testbin: etcd $ETCD_VERSION present"
