@@ -2,8 +2,11 @@ package testbed
 
 import (
 	"context"
+	"crypto"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,6 +65,32 @@ func NewCosign(t testing.TB) *Cosign {
 	}
 	c.PublicKeyPEM = pub
 	return c
+}
+
+// CosignKey is a key pair in cosign's format.
+type CosignKey struct {
+	// KeyPath is the encrypted private key (empty password), PublicKeyPath
+	// the PKIX public key.
+	KeyPath, PublicKeyPath string
+}
+
+// ImportKey converts priv (RSA, ECDSA or Ed25519) into a cosign key pair
+// named name with `cosign import-key-pair`, for signing with keys of other
+// algorithms than the generated one.
+func (c *Cosign) ImportKey(t testing.TB, name string, priv crypto.PrivateKey) CosignKey {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatalf("testbed: encoding %T: %v", priv, err)
+	}
+	dir := filepath.Join(c.home, "keys")
+	src := filepath.Join(dir, name+".pkcs8.pem")
+	if err := os.WriteFile(src, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+	prefix := filepath.Join(dir, name)
+	c.Run(t, "import-key-pair", "--key", src, "--output-key-prefix", prefix)
+	return CosignKey{KeyPath: prefix + ".key", PublicKeyPath: prefix + ".pub"}
 }
 
 // Run runs cosign with args and returns its standard output. A failure fails
