@@ -264,10 +264,7 @@ type RemoteReferrerSource struct {
 
 // FetchManifest implements ReferrerSource.
 func (s *RemoteReferrerSource) FetchManifest(ctx context.Context, repo name.Repository, reference string) (SourceManifest, error) {
-	ref, err := parseIn(repo, reference)
-	if err != nil {
-		return SourceManifest{}, err
-	}
+	ref := refIn(repo, reference)
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(s.transport()), remote.WithAuthFromKeychain(s.keychain())}
 	if s.UserAgent != "" {
 		opts = append(opts, remote.WithUserAgent(s.UserAgent))
@@ -367,13 +364,13 @@ func (s *RemoteReferrerSource) repoTransport(ctx context.Context, repo name.Repo
 	return rt, nil
 }
 
-// parseIn names reference (a tag or digest) in repo, keeping repo's
-// registry options (plain HTTP).
-func parseIn(repo name.Repository, reference string) (name.Reference, error) {
+// refIn names reference (a tag or digest) in repo, keeping repo's registry
+// options (plain HTTP).
+func refIn(repo name.Repository, reference string) name.Reference {
 	if manifest.CheckDigest(reference) == nil {
-		return repo.Digest(reference), nil
+		return repo.Digest(reference)
 	}
-	return repo.Tag(reference), nil
+	return repo.Tag(reference)
 }
 
 type anonymousKeychain struct{}

@@ -16,6 +16,11 @@ import (
 	"time"
 )
 
+// emptyTrustedRoot lists no certificate authority, log or timestamp
+// authority.
+const emptyTrustedRoot = `{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1",` +
+	`"tlogs":[],"certificateAuthorities":[],"ctlogs":[],"timestampAuthorities":[]}`
+
 const (
 	cosignBinary = "cosign"
 	// cosignTimeout bounds one cosign command. Signing a digest offline takes
@@ -34,6 +39,10 @@ type Cosign struct {
 	// PublicKeyPath is the public key, and PublicKeyPEM its bytes.
 	PublicKeyPath string
 	PublicKeyPEM  []byte
+	// TrustedRootPath is an empty sigstore trusted root: verifying with it
+	// trusts only the key given, and keeps cosign from fetching the public
+	// Sigstore root over the network.
+	TrustedRootPath string
 
 	bin  string
 	home string
@@ -64,6 +73,10 @@ func NewCosign(t testing.TB) *Cosign {
 		t.Fatalf("testbed: cosign generate-key-pair wrote no public key: %v", err)
 	}
 	c.PublicKeyPEM = pub
+	c.TrustedRootPath = filepath.Join(c.home, "keys", "trusted_root.json")
+	if err := os.WriteFile(c.TrustedRootPath, []byte(emptyTrustedRoot), 0o644); err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
 	return c
 }
 
@@ -142,7 +155,7 @@ func (c *Cosign) SignKeyArgs() []string {
 // VerifyKeyArgs are the flags that verify offline against the runner's
 // public key, as the air-gapped side must.
 func (c *Cosign) VerifyKeyArgs() []string {
-	return []string{"--key", c.PublicKeyPath, "--insecure-ignore-tlog=true"}
+	return []string{"--key", c.PublicKeyPath, "--insecure-ignore-tlog=true", "--trusted-root", c.TrustedRootPath}
 }
 
 func (c *Cosign) run(t testing.TB, args ...string) (stdout, stderr []byte, err error) {

@@ -62,7 +62,7 @@ func TestSignedSourceFixtures(t *testing.T) {
 	})
 
 	t.Run("cosign verify offline", func(t *testing.T) {
-		for _, sub := range []testbed.Subject{s.Image, s.Index} {
+		for _, sub := range []testbed.Subject{s.Image, s.Index, s.Bundled} {
 			out := c.Run(t, join([]string{"verify"}, reg, c.VerifyKeyArgs(), []string{s.Host + "/" + sub.RepoDigest()})...)
 			if !strings.Contains(string(out), sub.Digest()) {
 				t.Errorf("cosign verify %s printed no payload naming the digest:\n%s", sub.RepoDigest(), out)
