@@ -56,7 +56,11 @@ func checkSimpleSigning(ctx context.Context, subject string, a Attached, l manif
 // sigstoreBundle is the part of a sigstore bundle (v0.1 to v0.3, JSON) an
 // offline key check reads. The verification material (key hint, certificate,
 // transparency-log entries) is not needed: the operator's keys are the only
-// trust, and the air gap has no log to check entries against.
+// trust, and the air gap has no log to check entries against. That is also
+// why the bundle is read here rather than with sigstore-go, whose verifier is
+// built around trusted roots, logs and timestamps and would bring their
+// clients (gRPC, TUF, Rekor) into the binary for a check that reads three
+// fields; the cryptography and the DSSE encoding are sigstore's own.
 type sigstoreBundle struct {
 	MediaType        string          `json:"mediaType"`
 	DSSEEnvelope     json.RawMessage `json:"dsseEnvelope"`
