@@ -195,16 +195,16 @@ func listReferrers(ctx context.Context, src ReferrerSource, repo name.Repository
 }
 
 // describeReferrer classifies a listed referrer. The listing's artifact type
-// and annotations usually say enough; when they do not (no artifact type, or
-// a sigstore bundle without its predicate type, which decides signature or
-// attestation), the manifest itself is read.
+// and annotations often say enough; when they do not (no artifact type or the
+// config's, or a sigstore bundle without its predicate type, which decides
+// signature or attestation), the manifest itself is read.
 func describeReferrer(ctx context.Context, src ReferrerSource, repo name.Repository, subject string, d manifest.ReferrerDescriptor) (Attachment, error) {
 	if err := manifest.CheckDigest(d.Digest); err != nil {
 		return Attachment{}, fmt.Errorf("%w: %v", ErrSource, err)
 	}
 	r := manifest.Referrer{Subject: subject, Attachment: manifest.AttachedBySubject, ArtifactType: d.ArtifactType,
 		PredicateType: d.Annotations[manifest.AnnotationBundlePredicateType]}
-	if r.ArtifactType == "" || (manifest.IsSigstoreBundle(r.ArtifactType) && r.PredicateType == "") {
+	if vagueArtifactType(r.ArtifactType) || (manifest.IsSigstoreBundle(r.ArtifactType) && r.PredicateType == "") {
 		m, err := src.FetchManifest(ctx, repo, d.Digest)
 		if err != nil {
 			return Attachment{}, err
@@ -223,6 +223,18 @@ func describeReferrer(ctx context.Context, src ReferrerSource, repo name.Reposit
 	}
 	r.Kind = manifest.ClassifyReferrer(r.ArtifactType, r.PredicateType)
 	return Attachment{Descriptor: d, Referrer: r}, nil
+}
+
+// vagueArtifactType reports whether a listed artifact type says nothing: some
+// registries (go-containerregistry's among them) and the referrers tag index
+// that go-containerregistry writes list the config's media type, which for
+// an OCI 1.1 artifact is the empty descriptor's.
+func vagueArtifactType(t string) bool {
+	switch t {
+	case "", manifest.MediaTypeOCIEmpty, manifest.MediaTypeOCIConfig:
+		return true
+	}
+	return false
 }
 
 func referrerKindOrder(k manifest.ReferrerKind) int {
