@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/sha256"
 	"encoding/hex"
@@ -41,9 +42,9 @@ type ImageKey struct {
 	Name string
 	// ID is KeyID of the public key.
 	ID string
-	// verifiers are tried in order: SHA-256 first, as cosign signs with
-	// every key type by default, then the curve's own hash for larger ECDSA
-	// curves, which newer signers pick.
+	// verifiers are tried in order: SHA-256 (pure Ed25519) first, then the
+	// variants newer cosign releases pick by default: the curve's own hash
+	// for larger ECDSA curves, Ed25519ph for Ed25519.
 	verifiers []signature.Verifier
 }
 
@@ -55,9 +56,17 @@ func NewImageKey(name string, pub crypto.PublicKey) (*ImageKey, error) {
 		return nil, fmt.Errorf("image key %s: %w: %T: %w", name, ErrUnsupportedKey, pub, err)
 	}
 	k := &ImageKey{Name: name, ID: KeyID(pub), verifiers: []signature.Verifier{v}}
-	if ec, ok := pub.(*ecdsa.PublicKey); ok && ec.Curve != elliptic.P256() {
-		if dv, err := signature.LoadDefaultVerifier(pub); err == nil {
-			k.verifiers = append(k.verifiers, dv)
+	switch pk := pub.(type) {
+	case *ecdsa.PublicKey:
+		if pk.Curve != elliptic.P256() {
+			if dv, err := signature.LoadDefaultVerifier(pub); err == nil {
+				k.verifiers = append(k.verifiers, dv)
+			}
+		}
+	case ed25519.PublicKey:
+		// cosign signs with Ed25519ph (the pre-hashed variant) by default.
+		if pv, err := signature.LoadED25519phVerifier(pk); err == nil {
+			k.verifiers = append(k.verifiers, pv)
 		}
 	}
 	return k, nil
