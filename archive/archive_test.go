@@ -8,11 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
-	"github.com/ferrytool/ferry/manifest"
 )
 
 func TestRoundTripSingleVolume(t *testing.T) {
@@ -24,54 +24,46 @@ func TestRoundTripSingleVolume(t *testing.T) {
 	if got := listDir(t, dir); len(got) != 1 {
 		t.Fatalf("leftover files: %v", got)
 	}
-	got := scanAll(t, res.Volumes[0].Path, testSigner{"k"})
-	for _, b := range f.bom.Blobs {
-		if !bytes.Equal(got[b.Digest], f.src[b.Digest]) {
-			t.Errorf("blob %s differs after the scan", b.Digest)
-		}
-	}
-	v, file, err := OpenVolumeFile(context.Background(), res.Volumes[0].Path, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer file.Close()
-	if !v.Meta().Final || v.Meta().Volume != 1 {
-		t.Errorf("meta = %+v", v.Meta())
+	set := openSet(t, res.Volumes[0].Path)
+	vols := set.Volumes()
+	if len(vols) != 1 || vols[0].Err != nil || !vols[0].Final || vols[0].Number != 1 {
+		t.Errorf("volumes = %+v", vols)
 	}
 	for _, b := range f.bom.Blobs {
-		rc, err := v.OpenBlob(context.Background(), b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil || !bytes.Equal(data, f.src[b.Digest]) {
-			t.Errorf("random read of %s: err %v, equal %v", b.Digest, err, bytes.Equal(data, f.src[b.Digest]))
+		if got := readBlob(t, set, b.Digest); !bytes.Equal(got, f.src[b.Digest]) {
+			t.Errorf("random read of %s differs", b.Digest)
 		}
 	}
 }
 
-func scanAll(t testing.TB, path string, ver Verifier) map[string][]byte {
+// openSet opens volumes that must all verify.
+func openSet(t testing.TB, paths ...string) *Set {
 	t.Helper()
-	file, err := os.Open(path)
+	set, err := OpenSet(context.Background(), paths, SetOptions{Verifier: testSigner{"k"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer file.Close()
-	got := map[string][]byte{}
-	res, err := Scan(context.Background(), file, ScanOptions{Name: path, Verifier: ver,
-		OnBlob: func(_ context.Context, b manifest.Blob, r io.Reader) error {
-			data, err := io.ReadAll(r)
-			got[b.Digest] = data
-			return err
-		}})
+	t.Cleanup(func() { set.Close() })
+	for _, v := range set.Volumes() {
+		if v.Err != nil {
+			t.Fatalf("volume %s: %v", v.Path, v.Err)
+		}
+	}
+	return set
+}
+
+func readBlob(t testing.TB, set *Set, digest string) []byte {
+	t.Helper()
+	rc, err := set.Open(context.Background(), digest)
 	if err != nil {
-		t.Fatalf("scan %s: %v", path, err)
+		t.Fatal(err)
 	}
-	if len(res.Bad) > 0 {
-		t.Fatalf("scan %s: bad blobs %v", path, res.Bad)
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("read %s: %v", digest, err)
 	}
-	return got
+	return data
 }
 
 func TestVolumesAndSplitBlob(t *testing.T) {
@@ -91,30 +83,26 @@ func TestVolumesAndSplitBlob(t *testing.T) {
 			t.Errorf("volume path %s, want %s", v.Path, want)
 		}
 	}
-	// Join the parts from each volume's random access path and compare.
-	var joined bytes.Buffer
-	for _, p := range volumePaths(res) {
-		v, file, err := OpenVolumeFile(context.Background(), p, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range v.Parts(big.Digest) {
-			rc, err := v.OpenPart(context.Background(), e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if int64(joined.Len()) != e.Part.Offset {
-				t.Fatalf("part at %d, have %d bytes", e.Part.Offset, joined.Len())
-			}
-			if _, err := io.Copy(&joined, rc); err != nil {
-				t.Fatalf("part %s: %v", e.Path, err)
-			}
-			rc.Close()
-		}
-		file.Close()
-	}
-	if !bytes.Equal(joined.Bytes(), f.src[big.Digest]) {
+	// Joined behind Set.Open, whichever order the volumes are given in.
+	paths := volumePaths(res)
+	slices.Reverse(paths)
+	set := openSet(t, paths...)
+	if !bytes.Equal(readBlob(t, set, big.Digest), f.src[big.Digest]) {
 		t.Fatal("joined parts differ from the blob")
+	}
+	if missing, last := set.Missing(); len(missing) != 0 || !last {
+		t.Fatalf("missing %v, last seen %v", missing, last)
+	}
+	// Without the middle volumes the blob is not there, and Where names them.
+	part := openSet(t, paths[0], paths[len(paths)-1])
+	if ok, _ := part.Has(big.Digest); ok {
+		t.Fatal("split blob readable without its middle parts")
+	}
+	if _, err := part.Open(context.Background(), big.Digest); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("open without the middle volumes: %v", err)
+	}
+	if where := DescribeVolumes(part.Where(big.Digest)); where == "" {
+		t.Fatal("Where names no volume")
 	}
 	// Each volume is a complete tar.zst on its own; extracted together they
 	// form the OCI layout, with the parts joinable by cat.
@@ -142,32 +130,6 @@ func TestVolumesAndSplitBlob(t *testing.T) {
 	}
 	if !bytes.Equal(cat.Bytes(), f.src[big.Digest]) {
 		t.Fatalf("cat of %d extracted parts differs from the blob", len(parts))
-	}
-}
-
-func TestScanFromPipe(t *testing.T) {
-	f := newFixture(t, 100<<10)
-	_, res := writeFixture(t, f, 0)
-	data, err := os.ReadFile(res.Volumes[0].Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		// Small writes, as a pipe from another process delivers.
-		for i := 0; i < len(data); i += 1000 {
-			pw.Write(data[i:min(i+1000, len(data))])
-		}
-		pw.Close()
-	}()
-	n := 0
-	_, err = Scan(context.Background(), pr, ScanOptions{Name: "pipe", Verifier: testSigner{"k"},
-		OnBlob: func(context.Context, manifest.Blob, io.Reader) error { n++; return nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n != len(f.bom.Blobs) {
-		t.Fatalf("saw %d blobs, want %d", n, len(f.bom.Blobs))
 	}
 }
 

@@ -1,6 +1,9 @@
 package archive
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrFormat is returned for a volume that is not a ferry archive volume
@@ -22,4 +25,11 @@ var (
 	ErrVolumeSize = errors.New("volume size too small")
 	// ErrTruncated is returned for a volume that ends early.
 	ErrTruncated = errors.New("volume is truncated")
+	// ErrLimit (an ErrFormat) is returned when a volume asks for more than a documented
+	// limit allows (index size, entry count, zstd window); the message
+	// names the limit.
+	ErrLimit = fmt.Errorf("%w: over a limit", ErrFormat)
+	// ErrForeign (an ErrFormat) is returned for a volume of another archive than the
+	// others given.
+	ErrForeign = fmt.Errorf("%w: volume of another archive", ErrFormat)
 )

@@ -11,14 +11,17 @@ import (
 // skip it; ferry reads it to find the index without scanning the volume.
 const (
 	skippableMagic = 0x184D2A5E
-	trailerMagic   = "FERRYIX1"
-	trailerPayload = 8 + 8 + 8 // magic, index frame offset, index frame length
+	trailerMagic   = "FERRYIX2"
+	// magic, then offset and length of the index frame and of the seal frame
+	trailerPayload = 8 + 4*8
 	trailerSize    = 8 + trailerPayload
 )
 
 type trailer struct {
 	indexOffset int64
 	indexLength int64
+	sealOffset  int64
+	sealLength  int64
 }
 
 func (t trailer) marshal() []byte {
@@ -28,6 +31,8 @@ func (t trailer) marshal() []byte {
 	copy(b[8:], trailerMagic)
 	binary.LittleEndian.PutUint64(b[16:], uint64(t.indexOffset))
 	binary.LittleEndian.PutUint64(b[24:], uint64(t.indexLength))
+	binary.LittleEndian.PutUint64(b[32:], uint64(t.sealOffset))
+	binary.LittleEndian.PutUint64(b[40:], uint64(t.sealLength))
 	return b
 }
 
@@ -44,8 +49,19 @@ func readTrailer(r io.ReaderAt, size int64) (trailer, error) {
 	if err != nil {
 		return trailer{}, err
 	}
-	if t.indexOffset+t.indexLength > size-trailerSize {
+	if t.indexOffset+t.indexLength > size-trailerSize || t.sealOffset+t.sealLength > size-trailerSize {
 		return trailer{}, fmt.Errorf("%w: trailer points outside the volume", ErrFormat)
+	}
+	if t.sealOffset != t.indexOffset+t.indexLength {
+		return trailer{}, fmt.Errorf("%w: trailer: the index seal does not follow the index", ErrFormat)
+	}
+	// A compressed frame is never much larger than its content, so a
+	// trailer claiming more is refused before anything is decoded.
+	if t.indexLength > entryBound(MaxIndexSize) {
+		return trailer{}, fmt.Errorf("%w: trailer: index frame of %d bytes is over the %d byte index limit (MaxIndexSize)", ErrLimit, t.indexLength, MaxIndexSize)
+	}
+	if t.sealLength > entryBound(maxSealSize) {
+		return trailer{}, fmt.Errorf("%w: trailer: index seal frame of %d bytes is over the %d byte limit", ErrLimit, t.sealLength, maxSealSize)
 	}
 	return t, nil
 }
@@ -54,13 +70,19 @@ func readTrailer(r io.ReaderAt, size int64) (trailer, error) {
 func readTrailerBytes(b []byte) (trailer, error) {
 	if binary.LittleEndian.Uint32(b[0:]) != skippableMagic || binary.LittleEndian.Uint32(b[4:]) != trailerPayload ||
 		string(b[8:16]) != trailerMagic {
+		if string(b[24:32]) == "FERRYIX1" {
+			return trailer{}, fmt.Errorf("%w: written by an older ferry, whose volume indexes are not signed; collect the archive again", ErrFormat)
+		}
 		return trailer{}, fmt.Errorf("%w: no ferry trailer at the end (cut short, or not a ferry volume)", ErrTruncated)
 	}
 	t := trailer{
 		indexOffset: int64(binary.LittleEndian.Uint64(b[16:])),
 		indexLength: int64(binary.LittleEndian.Uint64(b[24:])),
+		sealOffset:  int64(binary.LittleEndian.Uint64(b[32:])),
+		sealLength:  int64(binary.LittleEndian.Uint64(b[40:])),
 	}
-	if t.indexOffset < 0 || t.indexLength <= 0 {
+	if t.indexOffset < 0 || t.indexLength <= 0 || t.sealOffset < 0 || t.sealLength <= 0 ||
+		t.indexOffset > 1<<62 || t.indexLength > 1<<62 || t.sealOffset > 1<<62 || t.sealLength > 1<<62 {
 		return trailer{}, fmt.Errorf("%w: trailer points outside the volume", ErrFormat)
 	}
 	return t, nil

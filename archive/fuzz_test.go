@@ -1,54 +1,55 @@
 package archive
 
 import (
-	"bytes"
 	"context"
+	"io"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
-// seedVolume is a small valid volume for the fuzzers to mutate.
-func seedVolume(f *testing.F) []byte {
+// seedVolumes are small valid volumes for the fuzzer to mutate: one whole
+// archive and the first volume of a split one.
+func seedVolumes(f *testing.F) [][]byte {
 	fx := newFixture(f, 2<<10)
 	_, res := writeFixture(f, fx, 0)
-	data, err := os.ReadFile(res.Volumes[0].Path)
+	one, err := os.ReadFile(res.Volumes[0].Path)
 	if err != nil {
 		f.Fatal(err)
 	}
-	return data
+	return [][]byte{one}
 }
 
-// FuzzScan feeds arbitrary bytes to the one-pass reader: it must return an
-// error or a result, never panic or hang.
-func FuzzScan(f *testing.F) {
-	f.Add(seedVolume(f))
+// FuzzOpenSet feeds arbitrary bytes to Set as a volume and reads every blob
+// it offers: it must return errors, never panic, hang, write outside its
+// folder or hand out a blob that does not match the signed bill of
+// materials.
+func FuzzOpenSet(f *testing.F) {
+	for _, s := range seedVolumes(f) {
+		f.Add(s)
+	}
 	f.Add([]byte{})
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		res, err := Scan(context.Background(), bytes.NewReader(data), ScanOptions{Name: "fuzz", Verifier: testSigner{"k"}, TmpDir: t.TempDir()})
-		if err == nil && res.Index == nil {
-			t.Fatal("scan succeeded without reading an index")
+		path := filepath.Join(t.TempDir(), "v.tar.zst")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
 		}
-	})
-}
-
-// FuzzOpenVolume feeds arbitrary bytes to the random-access reader and reads
-// every blob the index claims.
-func FuzzOpenVolume(f *testing.F) {
-	f.Add(seedVolume(f))
-	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx := context.Background()
-		v, err := OpenVolume(ctx, bytes.NewReader(data), int64(len(data)), "fuzz", t.TempDir())
+		set, err := OpenSet(ctx, []string{path}, SetOptions{Verifier: testSigner{"k"}})
 		if err != nil {
 			return
 		}
-		for _, b := range v.Index().Blobs {
-			rc, err := v.OpenBlob(ctx, b)
+		defer set.Close()
+		for _, b := range set.BOM().Blobs {
+			if ok, _ := set.Has(b.Digest); !ok {
+				continue
+			}
+			rc, err := set.Open(ctx, b.Digest)
 			if err != nil {
 				continue
 			}
-			var buf bytes.Buffer
-			buf.ReadFrom(rc)
+			io.Copy(io.Discard, rc)
 			rc.Close()
 		}
 	})

@@ -3,15 +3,12 @@ package archive
 import (
 	"context"
 	"fmt"
-	"io"
-	"sort"
 
 	"github.com/ferrytool/ferry/manifest"
-	"github.com/ferrytool/ferry/store"
 )
 
-// Inspection is what the indexes of a set of volumes say, without any blob
-// being decompressed.
+// Inspection is what a set of volumes holds, read from their signed bills
+// of materials and sealed indexes, without any blob being decompressed.
 type Inspection struct {
 	ArchiveID string            `json:"archiveID"`
 	BOMDigest string            `json:"bomDigest"`
@@ -41,71 +38,33 @@ type VolumeSummary struct {
 	Parts  int    `json:"parts"`
 }
 
-// VolumeSource is a volume to inspect: a name for messages and random access
-// to its bytes.
-type VolumeSource struct {
-	Name string
-	R    io.ReaderAt
-	Size int64
-}
-
-// Inspect reads only the trailer and index of each volume.
-func Inspect(ctx context.Context, vols []VolumeSource, tmpDir string) (*Inspection, error) {
-	if len(vols) == 0 {
-		return nil, fmt.Errorf("no volumes given")
+// Inspect summarises an open set. A volume that failed its checks is an
+// error: inspect lists only what is signed.
+func Inspect(_ context.Context, s *Set) (*Inspection, error) {
+	in := &Inspection{ArchiveID: s.bom.ArchiveID, BOMDigest: s.bomDigest, Created: s.bom.Created.UTC().Format("2006-01-02T15:04:05Z")}
+	for _, v := range s.vols {
+		if v.Err != nil {
+			return nil, v.Err
+		}
+		if v.Tampered != nil {
+			return nil, v.Tampered
+		}
+		if in.Tool == "" {
+			in.Tool = v.meta.Tool
+		}
+		in.Volumes = append(in.Volumes, VolumeSummary{Name: v.Path, Number: v.Number, Final: v.Final, Size: v.Size, Blobs: v.Blobs, Parts: v.Parts})
 	}
-	in := &Inspection{}
-	seen := map[int]string{}
-	for _, vs := range vols {
-		v, err := OpenVolume(ctx, vs.R, vs.Size, vs.Name, tmpDir)
-		if err != nil {
-			return nil, err
-		}
-		ix := v.Index()
-		if in.ArchiveID == "" {
-			in.ArchiveID, in.BOMDigest, in.Tool = ix.Meta.ArchiveID, ix.Meta.BOMDigest, ix.Meta.Tool
-			in.Created = ix.Meta.Created.UTC().Format("2006-01-02T15:04:05Z")
-			in.fill(ix)
-		} else if ix.Meta.BOMDigest != in.BOMDigest {
-			return nil, fmt.Errorf("%w: %s belongs to archive %s, not %s", ErrFormat, vs.Name, ix.Meta.ArchiveID, in.ArchiveID)
-		}
-		if other, dup := seen[ix.Meta.Volume]; dup {
-			return nil, fmt.Errorf("%w: %s and %s are both volume %d", ErrFormat, other, vs.Name, ix.Meta.Volume)
-		}
-		seen[ix.Meta.Volume] = vs.Name
-		s := VolumeSummary{Name: vs.Name, Number: ix.Meta.Volume, Final: ix.Meta.Final, Size: vs.Size}
-		for _, e := range ix.Entries {
-			if e.Part != nil {
-				s.Parts++
-			} else {
-				s.Blobs++
-			}
-		}
-		in.LastSeen = in.LastSeen || ix.Meta.Final
-		in.Volumes = append(in.Volumes, s)
+	if len(in.Volumes) == 0 {
+		return nil, fmt.Errorf("%w: no volume verified", ErrNotFound)
 	}
-	sort.Slice(in.Volumes, func(i, j int) bool { return in.Volumes[i].Number < in.Volumes[j].Number })
-	last := in.Volumes[len(in.Volumes)-1].Number
-	for n := 1; n <= last; n++ {
-		if _, ok := seen[n]; !ok {
-			in.Missing = append(in.Missing, n)
-		}
-	}
-	return in, nil
-}
-
-func (in *Inspection) fill(ix *store.VolumeIndex) {
-	size := map[string]int64{}
-	for _, b := range ix.Blobs {
-		size[b.Digest] = b.Size
-	}
-	for _, a := range ix.Artifacts {
+	for _, a := range s.bom.Artifacts {
 		var total int64
 		for _, d := range a.Blobs {
-			total += size[d]
+			total += s.blobs[d].Size
 		}
 		in.Artifacts = append(in.Artifacts, ArtifactSummary{Artifact: a, TotalSize: total})
 	}
-	bom := manifest.BOM{Artifacts: ix.Artifacts, Blobs: ix.Blobs}
-	in.Stats = bom.Stats()
+	in.Stats = s.bom.Stats()
+	in.Missing, in.LastSeen = s.Missing()
+	return in, nil
 }

@@ -17,15 +17,25 @@ const (
 	NameOCILayout = "oci-layout"
 	NameIndexJSON = "index.json"
 	NameIndexDB   = "ferry/index.db"
+	NameIndexSeal = "ferry/index.db.seal"
 	blobsPrefix   = "blobs/sha256/"
 	partsPrefix   = "ferry/parts/sha256/"
 )
 
-// Limits on the entries a reader holds in memory.
+// Limits on what a reader holds in memory or accepts from a volume. Each is
+// named in the error when it is hit, and listed in docs/ARCHITECTURE.md.
 const (
+	// MaxIndexSize caps a volume's index database. A 4 GiB volume of
+	// small blobs needs a few MiB.
+	MaxIndexSize = 64 << 20
+	// MaxIndexEntries caps the blobs and parts one volume's index lists.
+	MaxIndexEntries = 1 << 18
+	// MaxDecoderWindow is the largest zstd window a reader accepts: the
+	// most ferry's own encoders use. A frame that declares more is refused
+	// before any memory is set aside for it.
+	MaxDecoderWindow = 8 << 20
 	maxSignatureSize = 64 << 10
-	maxIndexJSONSize = 64 << 20
-	maxIndexDBSize   = 512 << 20
+	maxSealSize      = 64 << 10
 )
 
 const ociLayoutContent = `{"imageLayoutVersion":"1.0.0"}`
@@ -52,6 +62,7 @@ const (
 	entryPart
 	entryIndexJSON
 	entryIndexDB
+	entryIndexSeal
 )
 
 // parsedName is what a valid entry name says.
@@ -99,6 +110,8 @@ func checkEntry(h *tar.Header) (parsedName, error) {
 		return parsedName{kind: entryIndexJSON}, nil
 	case NameIndexDB:
 		return parsedName{kind: entryIndexDB}, nil
+	case NameIndexSeal:
+		return parsedName{kind: entryIndexSeal}, nil
 	}
 	if hex, ok := strings.CutPrefix(name, blobsPrefix); ok {
 		d := "sha256:" + hex

@@ -46,14 +46,18 @@ func (l layout) header() int64 {
 }
 
 // tail is what must stay free for the entries that close a volume holding
-// n content entries: index.json, the index database, the tar end marker
-// and the trailer. The database bound is generous on purpose: its pages
+// n content entries: index.json, the index database and its seal, the tar
+// end marker and the trailer. The database bound is generous on purpose: its pages
 // are mostly zeros and its records JSON, both of which compress well, and
 // finishVolume checks the real size anyway.
 func (l layout) tail(n int) int64 {
 	db := int64(64<<10) + l.bomLen + int64(n)*512
-	return entryBound(l.indexLen) + entryBound(db) + entryBound(1024) + trailerSize
+	return entryBound(l.indexLen) + entryBound(db) + entryBound(l.sealBound()) + entryBound(1024) + trailerSize
 }
+
+// sealBound is the most the index seal takes: the statement, a signature
+// as long as the bill of materials', and the JSON around them.
+func (l layout) sealBound() int64 { return l.sigLen + 2048 }
 
 // room is how many bytes the next content entry may take in a volume whose
 // content entries so far take used bytes (by their bounds) in n entries.

@@ -2,243 +2,197 @@ package archive
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
-	"github.com/ferrytool/ferry/store"
 )
 
-// Volume gives random access to one volume through its index: opening it
-// reads only the trailer and the index entry, and each blob read decodes only
-// that blob's frame.
-type Volume struct {
-	name  string
-	r     io.ReaderAt
-	size  int64
-	index *store.VolumeIndex
-	byKey map[string]store.Entry
+// newDecoder is the one way ferry decodes zstd: one goroutine, low memory,
+// and no window larger than ferry's encoders use.
+func newDecoder(r io.Reader) (*zstd.Decoder, error) {
+	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(MaxDecoderWindow))
 }
 
-// OpenVolume reads the index of a volume of the given size. name is used in
-// messages (usually the file path). tmpDir holds the index database while it
-// is read; empty means the system default.
-func OpenVolume(ctx context.Context, r io.ReaderAt, size int64, name, tmpDir string) (*Volume, error) {
-	t, err := readTrailer(r, size)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	rc, hdr, err := openFrame(io.NewSectionReader(r, t.indexOffset, t.indexLength))
-	if err != nil {
-		return nil, fmt.Errorf("%s: index entry: %w", name, err)
-	}
-	defer rc.Close()
-	if hdr.Name != NameIndexDB {
-		return nil, fmt.Errorf("%w: %s: trailer points at %q, not %s", ErrFormat, name, hdr.Name, NameIndexDB)
-	}
-	if hdr.Size > maxIndexDBSize {
-		return nil, fmt.Errorf("%w: %s: index of %d bytes exceeds the limit", ErrFormat, name, hdr.Size)
-	}
-	ix, err := readIndexDB(ctx, rc, hdr.Size, tmpDir)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	v := &Volume{name: name, r: r, size: size, index: ix, byKey: make(map[string]store.Entry, len(ix.Entries))}
-	for _, e := range ix.Entries {
-		if e.Offset < 0 || e.Length <= 0 || e.Offset+e.Length > t.indexOffset {
-			return nil, fmt.Errorf("%w: %s: index entry %s points outside the volume", ErrFormat, name, e.Path)
-		}
-		v.byKey[e.Key()] = e
-	}
-	return v, nil
+// ctxReader stops a read as soon as its context ends, so decoding a large
+// frame is interruptible between two blocks.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
 }
 
-// OpenVolumeFile opens a volume file; Close the returned file when done.
-func OpenVolumeFile(ctx context.Context, path, tmpDir string) (*Volume, *os.File, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	v, err := OpenVolume(ctx, f, st.Size(), path, tmpDir)
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	return v, f, nil
+	return c.r.Read(p)
 }
 
-// readIndexDB copies the index database to a temporary file, which bbolt
-// needs, and reads it whole into memory.
-func readIndexDB(ctx context.Context, r io.Reader, size int64, tmpDir string) (*store.VolumeIndex, error) {
-	f, err := os.CreateTemp(tmpDir, "ferry-index-*.db")
-	if err != nil {
-		return nil, fmt.Errorf("index: %w", err)
+// decodeErr names what a broken frame looks like to an operator.
+func decodeErr(err error) error {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, zstd.ErrWindowSizeExceeded), errors.Is(err, zstd.ErrDecoderSizeExceeded):
+		return fmt.Errorf("%w: a frame asks for a zstd window over %d bytes (MaxDecoderWindow): %v", ErrLimit, MaxDecoderWindow, err)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return fmt.Errorf("%w: %v", ErrTruncated, err)
 	}
-	path := f.Name()
-	defer os.Remove(path)
-	n, err := io.Copy(f, io.LimitReader(r, size))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("index: %w", err)
-	}
-	if n != size {
-		return nil, fmt.Errorf("%w: index entry holds %d of %d bytes", ErrTruncated, n, size)
-	}
-	ix, err := store.ReadVolumeIndex(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: index: %v", ErrFormat, err)
-	}
-	return ix, nil
+	return fmt.Errorf("%w: %v", ErrFormat, err)
+}
+
+// frame is one tar entry decoded from the zstd frame where it starts.
+type frame struct {
+	dec *zstd.Decoder
+	tr  *tar.Reader
+	hdr *tar.Header
 }
 
 // openFrame starts decoding at a frame boundary and reads the tar header of
-// the entry there.
-func openFrame(r io.Reader) (io.ReadCloser, *tar.Header, error) {
-	dec, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+// the entry there, which must be a name ferry writes.
+func openFrame(ctx context.Context, r io.Reader) (*frame, error) {
+	dec, err := newDecoder(ctxReader{ctx, r})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	tr := tar.NewReader(dec)
+	tr := tar.NewReader(ctxReader{ctx, dec})
 	hdr, err := tr.Next()
 	if err != nil {
 		dec.Close()
-		return nil, nil, fmt.Errorf("%w: %v", ErrFormat, err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, decodeErr(err)
 	}
 	if _, err := checkEntry(hdr); err != nil {
 		dec.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	return &frameReader{Reader: tr, dec: dec}, hdr, nil
+	return &frame{dec: dec, tr: tr, hdr: hdr}, nil
 }
 
-type frameReader struct {
-	io.Reader
-	dec *zstd.Decoder
+func (f *frame) Read(p []byte) (int, error) { return f.tr.Read(p) }
+
+// end checks that nothing follows the entry in its section: a second entry
+// hidden in a frame is tampering, whatever it holds.
+func (f *frame) end() error {
+	hdr, err := f.tr.Next()
+	switch {
+	case err == io.EOF:
+		return nil
+	case err == nil:
+		return fmt.Errorf("%w: entry %q hidden after %s", ErrFormat, hdr.Name, f.hdr.Name)
+	}
+	return fmt.Errorf("%w: after %s: %v", ErrFormat, f.hdr.Name, decodeErr(err))
 }
 
-func (f *frameReader) Close() error {
+func (f *frame) Close() error {
 	f.dec.Close()
 	return nil
 }
 
-// Name is the name the volume was opened with.
-func (v *Volume) Name() string { return v.name }
-
-// Index returns the volume's index.
-func (v *Volume) Index() *store.VolumeIndex { return v.index }
-
-// Meta returns the volume's identity.
-func (v *Volume) Meta() store.VolumeMeta { return v.index.Meta }
-
-// Has reports whether the volume holds the whole blob.
-func (v *Volume) Has(digest string) bool {
-	_, ok := v.byKey[digest]
-	return ok
-}
-
-// Parts returns the parts of a split blob this volume holds.
-func (v *Volume) Parts(digest string) []store.Entry {
-	var out []store.Entry
-	for _, e := range v.index.Entries {
-		if e.Digest == digest && e.Part != nil {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// OpenBlob returns a reader of a whole blob that fails at EOF unless the
-// content matches the digest and size listed in the bill of materials.
-func (v *Volume) OpenBlob(ctx context.Context, b manifest.Blob) (io.ReadCloser, error) {
-	e, ok := v.byKey[b.Digest]
-	if !ok {
-		return nil, fmt.Errorf("%w: blob %s, volume %s", ErrNotFound, b.Digest, v.name)
-	}
-	return v.openEntry(ctx, e, b.Digest, b.Size)
-}
-
-// OpenPart returns a verifying reader of one part of a split blob.
-func (v *Volume) OpenPart(ctx context.Context, e store.Entry) (io.ReadCloser, error) {
-	if e.Part == nil {
-		return nil, fmt.Errorf("entry %s is not a part", e.Path)
-	}
-	return v.openEntry(ctx, e, e.Part.Digest, e.Size)
-}
-
-func (v *Volume) openEntry(_ context.Context, e store.Entry, digest string, size int64) (io.ReadCloser, error) {
-	rc, hdr, err := openFrame(io.NewSectionReader(v.r, e.Offset, e.Length))
+// readSmallFrame decodes the single entry of a section into memory: it must
+// be called name, hold at most limit bytes, and be alone in the section.
+func readSmallFrame(ctx context.Context, r io.Reader, name string, limit int64) ([]byte, error) {
+	f, err := openFrame(ctx, r)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", v.name, e.Path, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if hdr.Name != e.Path || hdr.Size != size {
-		rc.Close()
-		return nil, fmt.Errorf("%w: %s: index says %s (%d bytes) at offset %d, found %s (%d bytes)", ErrFormat, v.name, e.Path, size, e.Offset, hdr.Name, hdr.Size)
+	defer f.Close()
+	if f.hdr.Name != name {
+		return nil, fmt.Errorf("%w: found %q where %s belongs", ErrFormat, f.hdr.Name, name)
 	}
-	return &verifiedEntry{r: digestio.NewReader(rc, digest, size), c: rc, where: v.name + ": " + e.Path}, nil
+	if f.hdr.Size > limit {
+		return nil, fmt.Errorf("%w: %s is %d bytes, over its %d byte limit", ErrLimit, name, f.hdr.Size, limit)
+	}
+	data := make([]byte, f.hdr.Size)
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, decodeErr(err))
+	}
+	if err := f.end(); err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
-// verifiedEntry turns a digest mismatch into ErrDigest naming the entry.
-type verifiedEntry struct {
-	r     io.Reader
-	c     io.Closer
-	where string
-}
-
-func (e *verifiedEntry) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF {
-		if errors.Is(err, digestio.ErrMismatch) {
-			return n, fmt.Errorf("%w: %s: %v", ErrDigest, e.where, err)
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, zstd.ErrMagicMismatch) {
-			return n, fmt.Errorf("%w: %s: %v", ErrTruncated, e.where, err)
-		}
-		return n, fmt.Errorf("%s: %w", e.where, err)
-	}
-	return n, err
-}
-
-func (e *verifiedEntry) Close() error { return e.c.Close() }
-
-// ReadBOM reads the signed bill of materials and its signature from the head
-// of the volume without touching anything else.
-func (v *Volume) ReadBOM(ctx context.Context) (bom, sig []byte, err error) {
-	sr := io.NewSectionReader(v.r, 0, v.size)
-	dec, err := zstd.NewReader(sr, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+// readHead reads the signed bill of materials and its signature from the
+// head of a volume, touching nothing else.
+func readHead(ctx context.Context, r io.Reader) (bom, sig []byte, err error) {
+	dec, err := newDecoder(ctxReader{ctx, r})
 	if err != nil {
 		return nil, nil, err
 	}
 	defer dec.Close()
-	tr := tar.NewReader(dec)
-	bom, err = readSmallEntry(tr, NameBOM, manifest.MaxBOMSize)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", v.name, err)
+	tr := tar.NewReader(ctxReader{ctx, dec})
+	if bom, err = readSmallEntry(tr, NameBOM, manifest.MaxBOMSize); err != nil {
+		return nil, nil, err
 	}
-	sig, err = readSmallEntry(tr, NameSignature, maxSignatureSize)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", v.name, err)
+	if sig, err = readSmallEntry(tr, NameSignature, maxSignatureSize); err != nil {
+		return nil, nil, err
 	}
 	return bom, sig, nil
+}
+
+// checkHead reads the head region the index names and checks that it holds
+// exactly the bill of materials, its signature and oci-layout.
+func checkHead(ctx context.Context, r io.Reader, bom, sig []byte) error {
+	dec, err := newDecoder(ctxReader{ctx, r})
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	tr := tar.NewReader(ctxReader{ctx, dec})
+	for _, want := range []struct {
+		name string
+		data []byte
+	}{{NameBOM, bom}, {NameSignature, sig}, {NameOCILayout, []byte(ociLayoutContent)}} {
+		got, err := readSmallEntry(tr, want.name, int64(len(want.data)))
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, want.data) {
+			return fmt.Errorf("%w: %s at the head differs from the one read before", ErrFormat, want.name)
+		}
+	}
+	if hdr, err := tr.Next(); err != io.EOF {
+		if err == nil {
+			return fmt.Errorf("%w: entry %q between the head and the first blob", ErrFormat, hdr.Name)
+		}
+		return fmt.Errorf("%w: data between the head and the first blob: %v", ErrFormat, decodeErr(err))
+	}
+	return nil
+}
+
+// checkEndMarker checks that the region between the index seal and the
+// trailer decodes to the tar end marker and nothing else.
+func checkEndMarker(ctx context.Context, r io.Reader) error {
+	dec, err := newDecoder(ctxReader{ctx, r})
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	data, err := io.ReadAll(io.LimitReader(ctxReader{ctx, dec}, 1025))
+	if err != nil {
+		return fmt.Errorf("tar end marker: %w", decodeErr(err))
+	}
+	if len(data) != 1024 || !bytes.Equal(data, make([]byte, 1024)) {
+		return fmt.Errorf("%w: %d bytes where only the tar end marker belongs (data after the end of the archive)", ErrFormat, len(data))
+	}
+	return nil
 }
 
 // readSmallEntry reads the next tar entry, which must be name, into memory.
 func readSmallEntry(tr *tar.Reader, name string, limit int64) ([]byte, error) {
 	hdr, err := tr.Next()
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading %s: %v", ErrFormat, name, err)
+		return nil, fmt.Errorf("reading %s: %w", name, decodeErr(err))
 	}
 	if _, err := checkEntry(hdr); err != nil {
 		return nil, err
@@ -250,11 +204,51 @@ func readSmallEntry(tr *tar.Reader, name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: expected %s, found %q", ErrFormat, name, hdr.Name)
 	}
 	if hdr.Size > limit {
-		return nil, fmt.Errorf("%w: %s is %d bytes, over the %d byte limit", ErrFormat, name, hdr.Size, limit)
+		if name == NameBOM {
+			return nil, fmt.Errorf("%w: %s is %d bytes, over the %d byte bill of materials limit (MaxBOMSize)", ErrLimit, name, hdr.Size, limit)
+		}
+		return nil, fmt.Errorf("%w: %s is %d bytes, over its %d byte limit", ErrLimit, name, hdr.Size, limit)
 	}
 	data := make([]byte, hdr.Size)
 	if _, err := io.ReadFull(tr, data); err != nil {
-		return nil, fmt.Errorf("%w: reading %s: %v", ErrTruncated, name, err)
+		return nil, fmt.Errorf("reading %s: %w", name, decodeErr(err))
 	}
 	return data, nil
 }
+
+// verifiedEntry reads one entry's content through a digest check and, at
+// the end, checks that nothing else hides in the entry's frame. Errors name
+// the volume and the entry.
+type verifiedEntry struct {
+	f     *frame
+	r     io.Reader
+	where string
+	done  bool
+}
+
+func newVerifiedEntry(f *frame, digest string, size int64, where string) *verifiedEntry {
+	return &verifiedEntry{f: f, r: digestio.NewReader(f, digest, size), where: where}
+}
+
+func (e *verifiedEntry) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF && !e.done {
+		e.done = true
+		if ferr := e.f.end(); ferr != nil {
+			return n, fmt.Errorf("%s: %w", e.where, ferr)
+		}
+		return n, io.EOF
+	}
+	if err != nil && err != io.EOF {
+		switch {
+		case errors.Is(err, digestio.ErrMismatch):
+			return n, fmt.Errorf("%w: %s: %v", ErrDigest, e.where, err)
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			return n, err
+		}
+		return n, fmt.Errorf("%s: %w", e.where, decodeErr(err))
+	}
+	return n, err
+}
+
+func (e *verifiedEntry) Close() error { return e.f.Close() }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
-	"github.com/ferrytool/ferry/store"
 )
 
 // DefaultVolumeSize is the most a FAT32 file system holds in one file.
@@ -143,7 +142,7 @@ func Write(ctx context.Context, bom *manifest.BOM, src BlobSource, opts WriteOpt
 			return nil, err
 		}
 	}
-	if err := w.finishVolume(true); err != nil {
+	if err := w.finishVolume(ctx, true); err != nil {
 		return nil, err
 	}
 	return w.commit(ctx)
@@ -172,8 +171,9 @@ type volume struct {
 	cw      *countingWriter
 	sw      *switchWriter
 	tw      *tar.Writer
-	entries []store.Entry
-	content int // blob and part entries
+	entries []Entry
+	head    int64 // where the first blob or part frame starts
+	content int   // blob and part entries
 	parts   int
 	// used sums the bounds of the first counted entries (see room).
 	used    int64
@@ -205,6 +205,10 @@ func (w *writer) layout() layout {
 
 func (w *writer) checkFits() error { return w.layout().fits() }
 
+// sealBound is the most the index seal takes: the statement, the signature
+// (about as long as the bill of materials'), JSON around them.
+func (w *writer) sealBound() int64 { return w.layout().sealBound() }
+
 func (w *writer) startVolume() error {
 	n := len(w.volumes) + 1
 	path := filepath.Join(w.opts.Dir, fmt.Sprintf("%s.tar.zst.%03d.partial", w.opts.Name, n))
@@ -224,12 +228,13 @@ func (w *writer) startVolume() error {
 			return err
 		}
 	}
+	w.vol.head = cw.n
 	return nil
 }
 
 // writeEntry writes one tar entry as its own zstd frame and returns where the
 // frame sits.
-func (w *writer) writeEntry(name string, r io.Reader, size int64, compressed bool) (store.Entry, error) {
+func (w *writer) writeEntry(name string, r io.Reader, size int64, compressed bool) (Entry, error) {
 	v := w.vol
 	var enc frameEncoder = w.best
 	if compressed {
@@ -240,22 +245,22 @@ func (w *writer) writeEntry(name string, r io.Reader, size int64, compressed boo
 	v.sw.w = enc
 	hdr := &tar.Header{Name: name, Mode: 0o644, Size: size, ModTime: w.created, Typeflag: tar.TypeReg}
 	if err := v.tw.WriteHeader(hdr); err != nil {
-		return store.Entry{}, fmt.Errorf("volume %d: write %s: %w", v.number, name, err)
+		return Entry{}, fmt.Errorf("volume %d: write %s: %w", v.number, name, err)
 	}
 	n, err := io.Copy(v.tw, r)
 	if err != nil {
-		return store.Entry{}, fmt.Errorf("volume %d: write %s: %w", v.number, name, err)
+		return Entry{}, fmt.Errorf("volume %d: write %s: %w", v.number, name, err)
 	}
 	if n != size {
-		return store.Entry{}, fmt.Errorf("volume %d: write %s: got %d bytes, expected %d", v.number, name, n, size)
+		return Entry{}, fmt.Errorf("volume %d: write %s: got %d bytes, expected %d", v.number, name, n, size)
 	}
 	if err := v.tw.Flush(); err != nil {
-		return store.Entry{}, fmt.Errorf("volume %d: write %s: %w", v.number, name, err)
+		return Entry{}, fmt.Errorf("volume %d: write %s: %w", v.number, name, err)
 	}
 	if err := enc.Close(); err != nil {
-		return store.Entry{}, fmt.Errorf("volume %d: write %s: %w", v.number, name, err)
+		return Entry{}, fmt.Errorf("volume %d: write %s: %w", v.number, name, err)
 	}
-	return store.Entry{Path: name, Offset: start, Length: v.cw.n - start, Size: size}, nil
+	return Entry{Path: name, Offset: start, Length: v.cw.n - start, Size: size}, nil
 }
 
 // room is how many bytes the next content entry may take in this volume,
@@ -297,11 +302,11 @@ func (w *writer) writeBlob(ctx context.Context, src BlobSource, b manifest.Blob)
 	compressed := manifest.IsCompressed(b.MediaType)
 	switch w.layout().placeWhole(b.Size, w.room()) {
 	case placeNext:
-		if err := w.nextVolume(); err != nil {
+		if err := w.nextVolume(ctx); err != nil {
 			return err
 		}
 	case placeSplit:
-		return w.writeParts(b, r, compressed)
+		return w.writeParts(ctx, b, r, compressed)
 	}
 	e, err := w.writeEntry(blobName(b.Digest), r, b.Size, compressed)
 	if err != nil {
@@ -332,12 +337,12 @@ func (w *writer) checkChildren(b manifest.Blob, data []byte) error {
 
 // writeParts spreads a blob larger than a volume over as many volumes as it
 // needs, each part its own entry with its own digest.
-func (w *writer) writeParts(b manifest.Blob, r io.Reader, compressed bool) error {
+func (w *writer) writeParts(ctx context.Context, b manifest.Blob, r io.Reader, compressed bool) error {
 	var off int64
 	for off < b.Size {
 		n := nextPart(w.room(), b.Size-off, w.vol.content)
 		if n == 0 {
-			if err := w.nextVolume(); err != nil {
+			if err := w.nextVolume(ctx); err != nil {
 				return err
 			}
 			continue
@@ -348,13 +353,13 @@ func (w *writer) writeParts(b manifest.Blob, r io.Reader, compressed bool) error
 			return fmt.Errorf("blob %s part at %d: %w", b.Digest, off, err)
 		}
 		e.Digest = b.Digest
-		e.Part = &store.Part{Offset: off, Digest: d.Digest()}
+		e.Part = &Part{Offset: off, Digest: d.Digest()}
 		w.vol.entries = append(w.vol.entries, e)
 		w.vol.content++
 		w.vol.parts++
 		off += n
 		if off < b.Size {
-			if err := w.nextVolume(); err != nil {
+			if err := w.nextVolume(ctx); err != nil {
 				return err
 			}
 		}
@@ -371,51 +376,48 @@ func (w *writer) writeParts(b manifest.Blob, r io.Reader, compressed bool) error
 	return nil
 }
 
-func (w *writer) nextVolume() error {
-	if err := w.finishVolume(false); err != nil {
+func (w *writer) nextVolume(ctx context.Context) error {
+	if err := w.finishVolume(ctx, false); err != nil {
 		return err
 	}
 	return w.startVolume()
 }
 
-// finishVolume writes index.json, the index database, the tar end marker and
-// the trailer, then syncs and closes the file.
-func (w *writer) finishVolume(final bool) error {
+// finishVolume writes index.json, the index database and its seal, the tar
+// end marker and the trailer, then syncs and closes the file.
+func (w *writer) finishVolume(ctx context.Context, final bool) error {
 	v := w.vol
 	entriesBytes := v.cw.n
 	if _, err := w.writeEntry(NameIndexJSON, bytes.NewReader(w.indexJSON), int64(len(w.indexJSON)), false); err != nil {
 		return err
 	}
-	dbFile, err := os.CreateTemp(w.opts.Dir, ".ferry-index-*.db")
-	if err != nil {
-		return fmt.Errorf("volume %d: index: %w", v.number, err)
-	}
-	dbPath := dbFile.Name()
-	dbFile.Close()
-	defer os.Remove(dbPath)
-	ix := &store.VolumeIndex{
-		Meta: store.VolumeMeta{
+	ix := &VolumeIndex{
+		Meta: VolumeMeta{
 			ArchiveID: w.bom.ArchiveID, Volume: v.number, Final: final,
 			BOMDigest: digestio.FromBytes(w.bomBytes), Created: w.bom.Created,
-			Tool: w.opts.Tool, EntriesBytes: entriesBytes,
+			Tool: w.opts.Tool, HeadBytes: v.head, EntriesBytes: entriesBytes,
 		},
-		Artifacts: w.bom.Artifacts,
-		Blobs:     w.bom.Blobs,
-		Entries:   v.entries,
+		Entries: v.entries,
 	}
-	if err := store.WriteVolumeIndex(dbPath, ix); err != nil {
+	db, err := w.indexBytes(ix)
+	if err != nil {
 		return fmt.Errorf("volume %d: %w", v.number, err)
 	}
-	db, err := os.Open(dbPath)
+	sealed, err := makeSeal(ctx, w.opts.Signer, statement{
+		ArchiveID: ix.Meta.ArchiveID, BOMDigest: ix.Meta.BOMDigest, Volume: v.number, Final: final,
+		IndexDigest: digestio.FromBytes(db), IndexSize: int64(len(db)),
+	})
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	st, err := db.Stat()
+	if int64(len(sealed)) > w.sealBound() {
+		return fmt.Errorf("volume %d: index seal of %d bytes is larger than reserved", v.number, len(sealed))
+	}
+	ie, err := w.writeEntry(NameIndexDB, bytes.NewReader(db), int64(len(db)), false)
 	if err != nil {
 		return err
 	}
-	ie, err := w.writeEntry(NameIndexDB, db, st.Size(), false)
+	se, err := w.writeEntry(NameIndexSeal, bytes.NewReader(sealed), int64(len(sealed)), false)
 	if err != nil {
 		return err
 	}
@@ -427,7 +429,7 @@ func (w *writer) finishVolume(final bool) error {
 	if err := w.fast.Close(); err != nil {
 		return fmt.Errorf("volume %d: close tar: %w", v.number, err)
 	}
-	if _, err := v.cw.Write(trailer{indexOffset: ie.Offset, indexLength: ie.Length}.marshal()); err != nil {
+	if _, err := v.cw.Write(trailer{indexOffset: ie.Offset, indexLength: ie.Length, sealOffset: se.Offset, sealLength: se.Length}.marshal()); err != nil {
 		return fmt.Errorf("volume %d: trailer: %w", v.number, err)
 	}
 	if v.cw.n > w.opts.VolumeSize {
@@ -450,6 +452,30 @@ func (w *writer) finishVolume(final bool) error {
 	w.opts.Logger.Debug("volume written", "volume", v.number, "bytes", v.cw.n, "entries", len(v.entries))
 	w.vol = nil
 	return nil
+}
+
+// indexBytes writes the index database to a temporary file beside the
+// volumes (bbolt writes only to files) and returns its bytes.
+func (w *writer) indexBytes(ix *VolumeIndex) ([]byte, error) {
+	f, err := os.CreateTemp(w.opts.Dir, ".ferry-index-*.db")
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	path := f.Name()
+	f.Close()
+	os.Remove(path)
+	defer os.Remove(path)
+	if err := writeIndexDB(path, ix); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	if len(data) > MaxIndexSize {
+		return nil, fmt.Errorf("%w: index of %d bytes is over the %d byte limit (MaxIndexSize); use a smaller volume size", ErrLimit, len(data), MaxIndexSize)
+	}
+	return data, nil
 }
 
 // commit renames the finished volumes to their final names. The marker

@@ -93,6 +93,7 @@ func run(ctx context.Context, vs *volumeSet, opts Options) (_ *Report, err error
 	for _, v := range vs.vols {
 		in.report.Volumes = append(in.report.Volumes, VolumeSeen{Path: v.path, Number: v.number, Final: v.final})
 	}
+	in.report.Tampering = vs.problems
 	if err := in.readManifests(ctx); err != nil {
 		return nil, err
 	}

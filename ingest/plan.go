@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/ingest/cluster"
 	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/store"
@@ -68,6 +69,10 @@ type Report struct {
 	// DockerProbe is what the run found out about the registry and
 	// Docker media types; nil when it did not probe.
 	DockerProbe *DockerProbe `json:"dockerProbe,omitempty"`
+	// Tampering lists what the volumes given hold that the signed archive
+	// does not account for, one message per volume; nothing of such a
+	// volume is read, the artifacts that verify from the others go in.
+	Tampering []string `json:"tampering,omitempty"`
 	// Warnings are things the run chose not to do and why, e.g. an OCI
 	// index over Docker manifests that --convert-oci left as it is.
 	Warnings []string `json:"warnings,omitempty"`
@@ -147,6 +152,8 @@ func (r *Report) Err() error {
 		}
 	}
 	switch {
+	case len(r.Tampering) > 0:
+		return fmt.Errorf("%w: the media were tampered with: %s; %d of %d artifacts refused", ErrRefused, strings.Join(r.Tampering, "; "), len(refused), len(r.Artifacts))
 	case len(refused) > 0:
 		// One short line: the report lists each reason once, with its
 		// artifacts.
@@ -269,147 +276,22 @@ func manifestMediaType(listed string, data []byte) string {
 	return manifest.MediaTypeOCIManifest
 }
 
-// locator says which volume holds a blob: exactly, for volumes seen now or
-// in an earlier run, or as a range from the bill of materials' order, in
-// which blobs fill the volumes.
-type locator struct {
-	pos   map[string]int
-	held  map[string][]int // digest -> volumes seen holding it (whole or a part)
-	split map[string]bool  // digests seen as parts
-	seen  map[int]bool
-	spans map[int][2]int // volume -> first and last blob position
-	final int            // number of the last volume, 0 when not seen
-}
+// locator places blobs in volumes: archive.Locator over the volumes of this
+// run and those the journal recorded.
+type locator struct{ l *archive.Locator }
+
+// volumeRange is the volumes that may hold a blob.
+type volumeRange = archive.VolumeRange
 
 func newLocator(bom *manifest.BOM, vols map[int]store.VolumeRecord) *locator {
-	l := &locator{pos: map[string]int{}, held: map[string][]int{}, split: map[string]bool{}, seen: map[int]bool{}, spans: map[int][2]int{}}
-	for i, b := range bom.Blobs {
-		l.pos[b.Digest] = i
-	}
+	contents := make([]archive.VolumeContents, 0, len(vols))
 	for n, v := range vols {
-		l.seen[n] = true
-		if v.Final {
-			l.final = n
-		}
-		for _, d := range v.Parts {
-			l.split[d] = true
-		}
-		lo, hi := len(bom.Blobs), -1
-		for _, list := range [][]string{v.Blobs, v.Parts} {
-			for _, d := range list {
-				l.held[d] = appendUnique(l.held[d], n)
-				if p, ok := l.pos[d]; ok {
-					lo, hi = min(lo, p), max(hi, p)
-				}
-			}
-		}
-		if hi >= 0 {
-			l.spans[n] = [2]int{lo, hi}
-		}
+		contents = append(contents, archive.VolumeContents{Number: n, Final: v.Final, Blobs: v.Blobs, Parts: v.Parts})
 	}
-	return l
+	return &locator{l: archive.NewLocator(bom, contents)}
 }
 
-func appendUnique(list []int, n int) []int {
-	for _, x := range list {
-		if x == n {
-			return list
-		}
-	}
-	return append(list, n)
-}
-
-// volumeRange is the volumes that may hold a blob; to == 0 means open.
-type volumeRange struct{ from, to int }
-
-func (l *locator) where(digest string) []volumeRange {
-	if vols := l.held[digest]; len(vols) > 0 {
-		sort.Ints(vols)
-		lo, hi := vols[0], vols[len(vols)-1]
-		if !l.split[digest] {
-			return []volumeRange{{lo, hi}}
-		}
-		// The parts not seen sit in the volumes next to those seen: after a
-		// volume the blob ends, before one it starts.
-		pos := l.pos[digest]
-		var out []volumeRange
-		add := func(n int) {
-			if n >= 1 && !l.seen[n] && (l.final == 0 || n <= l.final) {
-				out = append(out, volumeRange{n, n})
-			}
-		}
-		for _, n := range vols {
-			if s := l.spans[n]; s[1] == pos {
-				add(n + 1)
-			}
-			if s := l.spans[n]; s[0] == pos {
-				add(n - 1)
-			}
-		}
-		if len(out) == 0 {
-			out = append(out, volumeRange{lo, hi})
-		}
-		return out
-	}
-	i := l.pos[digest]
-	from, to := 1, 0
-	for n, s := range l.spans {
-		if s[1] < i && n+1 > from {
-			from = n + 1
-		}
-		if s[0] > i && (to == 0 || n-1 < to) {
-			to = n - 1
-		}
-	}
-	if to == 0 && l.final > 0 {
-		to = l.final
-	}
-	return []volumeRange{{from, to}}
-}
+func (l *locator) where(digest string) []volumeRange { return l.l.Where(digest) }
 
 // describeVolumes renders the volumes that hold a set of blobs.
-func describeVolumes(rs []volumeRange) string {
-	if len(rs) == 0 {
-		return ""
-	}
-	exact := map[int]bool{}
-	var ranges []string
-	for _, r := range rs {
-		if r.from == r.to {
-			exact[r.from] = true
-		}
-	}
-	var nums []int
-	for n := range exact {
-		nums = append(nums, n)
-	}
-	sort.Ints(nums)
-	seen := map[string]bool{}
-	for _, r := range rs {
-		if r.from == r.to {
-			continue
-		}
-		var s string
-		if r.to == 0 {
-			s = fmt.Sprintf("volume %d or a later one", r.from)
-		} else {
-			s = fmt.Sprintf("one of volumes %d-%d", r.from, r.to)
-		}
-		if !seen[s] {
-			seen[s] = true
-			ranges = append(ranges, s)
-		}
-	}
-	var parts []string
-	if len(nums) == 1 {
-		parts = append(parts, fmt.Sprintf("volume %d", nums[0]))
-	} else if len(nums) > 1 {
-		strs := make([]string, len(nums))
-		for i, n := range nums {
-			strs[i] = fmt.Sprint(n)
-		}
-		parts = append(parts, "volumes "+strings.Join(strs, ", "))
-	}
-	sort.Strings(ranges)
-	return strings.Join(append(parts, ranges...), ", ")
-}
+func describeVolumes(rs []volumeRange) string { return archive.DescribeVolumes(rs) }

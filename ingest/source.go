@@ -6,11 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/internal/digestio"
@@ -18,182 +13,106 @@ import (
 	"github.com/ferrytool/ferry/store"
 )
 
-// volume is one open volume file.
-type volume struct {
-	path   string
-	v      *archive.Volume
-	f      *os.File
-	number int
-	final  bool
+// BlobReader is what a push needs of its source: a verifying reader of a
+// blob by digest, and where a blob it cannot read is. archive.Set
+// satisfies it.
+type BlobReader interface {
+	Open(ctx context.Context, digest string) (io.ReadCloser, error)
+	Where(digest string) []archive.VolumeRange
 }
 
-// volumeSet is the volumes of one run: their signed bill of materials and
-// where each blob, or each part of a split blob, can be read.
+// volume is one volume of the run that verified.
+type volume struct {
+	path   string
+	number int
+	final  bool
+	set    *archive.Set
+}
+
+// volumeSet is the blobs of one run: the volumes given, read through
+// archive.Set, or (Push) any blob source.
 type volumeSet struct {
 	// generic, when set, serves every blob (Push): no volumes, no parts.
 	generic   archive.BlobSource
+	set       *archive.Set
 	vols      []*volume
 	bom       *manifest.BOM
 	bomRaw    []byte
 	sig       []byte
 	bomDigest string
-	blobs     map[string]manifest.Blob
-	whole     map[string]*volume
-	parts     map[string][]partRef
-	workDir   string
+	// whole and parts say which blobs the volumes given hold in one piece
+	// or in part.
+	whole   map[string]*volume
+	parts   map[string][]int
+	workDir string
+	// problems are what the volumes given hold that the signed archive
+	// does not account for, one message per volume; their blobs are not
+	// read.
+	problems []string
 }
 
-// partRef is a part of a split blob, in a volume of this run or staged in
-// the work folder by an earlier one.
-type partRef struct {
-	offset, size int64
-	vol          *volume     // nil for a staged part
-	entry        store.Entry // the volume's index entry
-	staged       string      // path of a staged part
-}
-
-// openVolumes opens every volume and checks the signature of the bill of
-// materials each one carries, before anything touches the network. All
-// volumes must carry the same bill of materials.
-func openVolumes(ctx context.Context, paths []string, verifier archive.Verifier, tmpDir, workDir string) (*volumeSet, error) {
+// openVolumes opens the volumes through archive.Set, which checks the
+// signature of the bill of materials before anything else and every
+// volume's sealed index before it is used; nothing touches the network
+// before. A volume that fails its checks is reported (problems) and not
+// read; when none verifies, the first failure is the error.
+func openVolumes(ctx context.Context, paths []string, verifier archive.Verifier, _, workDir string) (*volumeSet, error) {
 	if verifier == nil {
 		return nil, fmt.Errorf("%w: no public key given to verify the archive", archive.ErrSignature)
 	}
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("%w: no volume given", ErrVolumes)
 	}
-	vs := &volumeSet{whole: map[string]*volume{}, parts: map[string][]partRef{}}
-	ok := false
-	defer func() {
-		if !ok {
-			vs.close()
+	set, err := archive.OpenSet(ctx, paths, archive.SetOptions{Verifier: verifier, StageDir: workDir})
+	if err != nil {
+		return nil, err
+	}
+	raw, sig := set.SignedBOM()
+	vs := &volumeSet{set: set, bom: set.BOM(), bomRaw: raw, sig: sig, bomDigest: set.BOMDigest(),
+		whole: map[string]*volume{}, parts: map[string][]int{}, workDir: set.StageFolder()}
+	var firstErr error
+	for _, v := range set.Volumes() {
+		if v.Err != nil {
+			vs.problems = append(vs.problems, v.Err.Error())
+			if firstErr == nil {
+				firstErr = v.Err
+			}
+			continue
 		}
-	}()
-	byNumber := map[int]string{}
-	for _, p := range paths {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		if v.Tampered != nil {
+			vs.problems = append(vs.problems, v.Tampered.Error())
 		}
-		v, f, err := archive.OpenVolumeFile(ctx, p, tmpDir)
-		if err != nil {
-			return nil, err
-		}
-		vol := &volume{path: p, v: v, f: f, number: v.Meta().Volume, final: v.Meta().Final}
+		vol := &volume{path: v.Path, number: v.Number, final: v.Final, set: set}
 		vs.vols = append(vs.vols, vol)
-		raw, sig, err := v.ReadBOM(ctx)
-		if err != nil {
-			return nil, err
-		}
-		d := digestio.FromBytes(raw)
-		if vs.bom == nil {
-			if err := verifier.VerifyBOM(ctx, raw, sig); err != nil {
-				return nil, fmt.Errorf("%s: %w: %v", p, archive.ErrSignature, err)
-			}
-			bom, err := manifest.ParseBOM(raw)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", p, err)
-			}
-			vs.bom, vs.bomRaw, vs.sig, vs.bomDigest = bom, raw, sig, d
-		} else if d != vs.bomDigest {
-			return nil, fmt.Errorf("%w: %s belongs to another archive than %s (bill of materials %s, not %s)", ErrVolumes, p, vs.vols[0].path, d, vs.bomDigest)
-		}
-		if v.Meta().BOMDigest != d {
-			return nil, fmt.Errorf("%w: %s: the volume index belongs to bill of materials %s, the volume carries %s", archive.ErrFormat, p, v.Meta().BOMDigest, d)
-		}
-		if other, dup := byNumber[vol.number]; dup {
-			return nil, fmt.Errorf("%w: %s and %s are both volume %d", ErrVolumes, other, p, vol.number)
-		}
-		byNumber[vol.number] = p
-	}
-	vs.blobs = make(map[string]manifest.Blob, len(vs.bom.Blobs))
-	for _, b := range vs.bom.Blobs {
-		vs.blobs[b.Digest] = b
-	}
-	sort.Slice(vs.vols, func(i, j int) bool { return vs.vols[i].number < vs.vols[j].number })
-	for _, vol := range vs.vols {
-		for _, e := range vol.v.Index().Entries {
-			if _, listed := vs.blobs[e.Digest]; !listed {
-				return nil, fmt.Errorf("%w: %s holds %s, which the bill of materials does not list", archive.ErrFormat, vol.path, e.Digest)
-			}
+		for _, e := range set.Entries(v.Number) {
 			if e.Part == nil {
 				if vs.whole[e.Digest] == nil {
 					vs.whole[e.Digest] = vol
 				}
-				continue
+			} else {
+				vs.parts[e.Digest] = append(vs.parts[e.Digest], v.Number)
 			}
-			vs.parts[e.Digest] = append(vs.parts[e.Digest], partRef{offset: e.Part.Offset, size: e.Size, vol: vol, entry: e})
 		}
 	}
-	vs.workDir = filepath.Join(workDir, vs.bom.ArchiveID)
-	ok = true
+	if len(vs.vols) == 0 {
+		set.Close()
+		if errors.Is(firstErr, archive.ErrForeign) {
+			return nil, fmt.Errorf("%w: %w", ErrVolumes, firstErr)
+		}
+		return nil, firstErr
+	}
 	return vs, nil
 }
 
 // newSourceSet serves a bill of materials from a blob source.
 func newSourceSet(bom *manifest.BOM, src archive.BlobSource) *volumeSet {
-	vs := &volumeSet{generic: src, bom: bom, whole: map[string]*volume{}, parts: map[string][]partRef{}, blobs: map[string]manifest.Blob{}}
-	for _, b := range bom.Blobs {
-		vs.blobs[b.Digest] = b
-	}
-	return vs
+	return &volumeSet{generic: src, bom: bom, whole: map[string]*volume{}, parts: map[string][]int{}}
 }
 
 func (vs *volumeSet) close() {
-	for _, v := range vs.vols {
-		v.f.Close()
+	if vs.set != nil {
+		vs.set.Close()
 	}
-}
-
-// stagedDir is where the parts of one split blob wait for the others.
-func (vs *volumeSet) stagedDir(digest string) string {
-	return filepath.Join(vs.workDir, strings.TrimPrefix(digest, "sha256:"))
-}
-
-// stagedParts lists parts staged by earlier runs.
-func (vs *volumeSet) stagedParts(digest string) []partRef {
-	if vs.workDir == "" {
-		return nil
-	}
-	dir := vs.stagedDir(digest)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	var out []partRef
-	for _, e := range ents {
-		off, err := strconv.ParseInt(e.Name(), 10, 64)
-		if err != nil || len(e.Name()) != 16 {
-			continue // a temporary file of an interrupted copy
-		}
-		info, err := e.Info()
-		if err != nil {
-			continue
-		}
-		out = append(out, partRef{offset: off, size: info.Size(), staged: filepath.Join(dir, e.Name())})
-	}
-	return out
-}
-
-// chain returns the parts that cover a blob from byte 0 to its end, this
-// run's volumes preferred, or nil when some are missing.
-func (vs *volumeSet) chain(b manifest.Blob) []partRef {
-	byOffset := map[int64]partRef{}
-	for _, p := range vs.stagedParts(b.Digest) {
-		byOffset[p.offset] = p
-	}
-	for _, p := range vs.parts[b.Digest] {
-		byOffset[p.offset] = p
-	}
-	var out []partRef
-	for next := int64(0); next < b.Size; {
-		p, ok := byOffset[next]
-		if !ok || p.size <= 0 {
-			return nil
-		}
-		out = append(out, p)
-		next += p.size
-	}
-	return out
 }
 
 // available reports whether this run can read the whole blob, and the
@@ -202,13 +121,7 @@ func (vs *volumeSet) available(b manifest.Blob) (bool, string) {
 	if vs.generic != nil {
 		return true, ""
 	}
-	if v := vs.whole[b.Digest]; v != nil {
-		return true, v.path
-	}
-	if len(vs.parts[b.Digest]) == 0 && len(vs.stagedParts(b.Digest)) == 0 {
-		return false, ""
-	}
-	return vs.chain(b) != nil, ""
+	return vs.set.Has(b.Digest)
 }
 
 // opener returns a verifying opener of a blob this run can read.
@@ -222,70 +135,13 @@ func (vs *volumeSet) opener(b manifest.Blob) opener {
 			return &joinedBlob{r: digestio.NewReader(rc, b.Digest, b.Size), c: rc, digest: b.Digest}, nil
 		}
 	}
-	if v := vs.whole[b.Digest]; v != nil {
-		return func(ctx context.Context) (io.ReadCloser, error) { return v.v.OpenBlob(ctx, b) }
-	}
-	return func(ctx context.Context) (io.ReadCloser, error) {
-		parts := vs.chain(b)
-		if parts == nil {
-			return nil, fmt.Errorf("blob %s: parts missing", b.Digest)
-		}
-		pr := &partsReader{ctx: ctx, parts: parts}
-		return &joinedBlob{r: digestio.NewReader(pr, b.Digest, b.Size), c: pr, digest: b.Digest}, nil
-	}
+	return func(ctx context.Context) (io.ReadCloser, error) { return vs.set.Open(ctx, b.Digest) }
 }
 
-// partsReader reads parts one after the other.
-type partsReader struct {
-	ctx   context.Context
-	parts []partRef
-	cur   io.ReadCloser
-}
-
-func (p *partsReader) Read(b []byte) (int, error) {
-	for {
-		if p.cur == nil {
-			if len(p.parts) == 0 {
-				return 0, io.EOF
-			}
-			next := p.parts[0]
-			p.parts = p.parts[1:]
-			var err error
-			if next.vol != nil {
-				p.cur, err = next.vol.v.OpenPart(p.ctx, next.entry)
-			} else {
-				var f *os.File
-				f, err = os.Open(next.staged)
-				p.cur = f
-			}
-			if err != nil {
-				p.cur = nil
-				return 0, err
-			}
-		}
-		n, err := p.cur.Read(b)
-		if err == io.EOF {
-			p.cur.Close()
-			p.cur = nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
-}
-
-func (p *partsReader) Close() error {
-	if p.cur != nil {
-		return p.cur.Close()
-	}
-	return nil
-}
-
-// joinedBlob reports a mismatch as the archive's ErrDigest.
+// joinedBlob reports a mismatch of a blob source as the archive's
+// ErrDigest.
 type joinedBlob struct {
-	r      *digestio.Reader
+	r      io.Reader
 	c      io.Closer
 	digest string
 }
@@ -300,66 +156,21 @@ func (j *joinedBlob) Read(b []byte) (int, error) {
 
 func (j *joinedBlob) Close() error { return j.c.Close() }
 
-// stage copies the parts of a split blob this run holds into the work
-// folder, each checked against its digest in the volume index, so a later
-// run with the other volumes can join them. It reports whether anything new
-// was staged.
+// stage keeps the parts of a split blob this run holds, each checked
+// against the sealed index, so a later run with the other volumes can join
+// them. It reports whether anything new was staged.
 func (vs *volumeSet) stage(ctx context.Context, b manifest.Blob) (bool, error) {
-	parts := vs.parts[b.Digest]
-	if len(parts) == 0 {
+	if vs.set == nil {
 		return false, nil
 	}
-	dir := vs.stagedDir(b.Digest)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return false, fmt.Errorf("work folder: %w", err)
-	}
-	staged := false
-	for _, p := range parts {
-		dst := filepath.Join(dir, fmt.Sprintf("%016d", p.offset))
-		if st, err := os.Stat(dst); err == nil && st.Size() == p.size {
-			continue
-		}
-		if err := copyPart(ctx, p, dst); err != nil {
-			return staged, err
-		}
-		staged = true
-	}
-	return staged, nil
-}
-
-// copyPart writes one part atomically: temporary file, verified, renamed.
-func copyPart(ctx context.Context, p partRef, dst string) (err error) {
-	rc, err := p.vol.v.OpenPart(ctx, p.entry)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	f, err := os.CreateTemp(filepath.Dir(dst), ".part-*")
-	if err != nil {
-		return fmt.Errorf("work folder: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := io.Copy(f, rc); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), dst)
+	return vs.set.Stage(ctx, b.Digest)
 }
 
 // unstage removes a split blob's staged parts once it is pushed everywhere.
 func (vs *volumeSet) unstage(digest string) {
-	if vs.workDir == "" {
-		return
+	if vs.set != nil {
+		vs.set.Unstage(digest)
 	}
-	os.RemoveAll(vs.stagedDir(digest))
-	os.Remove(vs.workDir) // only when empty
 }
 
 // readManifest reads a manifest blob this run holds, verified, into memory.
@@ -373,7 +184,7 @@ func (vs *volumeSet) readManifest(ctx context.Context, b manifest.Blob) ([]byte,
 	}
 	defer rc.Close()
 	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, rc); err != nil {
+	if _, err := io.Copy(&buf, io.LimitReader(rc, manifest.MaxManifestSize+1)); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
@@ -382,7 +193,7 @@ func (vs *volumeSet) readManifest(ctx context.Context, b manifest.Blob) ([]byte,
 // volumeRecord is what the journal keeps of a volume.
 func volumeRecord(v *volume) store.VolumeRecord {
 	rec := store.VolumeRecord{Path: v.path, Final: v.final}
-	for _, e := range v.v.Index().Entries {
+	for _, e := range v.set.Entries(v.number) {
 		if e.Part == nil {
 			rec.Blobs = append(rec.Blobs, e.Digest)
 		} else {

@@ -10,10 +10,24 @@ import (
 	"time"
 )
 
-// APIVersion and KindBOM identify a bill of materials document.
+// APIVersion identifies ferry's documents (the transfer spec); a bill of
+// materials has its own, BOMAPIVersion, with KindBOM.
 const (
 	APIVersion = "ferry.dev/v1alpha1"
 	KindBOM    = "BillOfMaterials"
+	// BOMAPIVersion is the bill of materials' apiVersion. v1alpha2 archives
+	// seal every volume index with the archive's key; v1alpha1 archives,
+	// whose indexes are not signed, are refused.
+	BOMAPIVersion = "ferry.dev/v1alpha2"
+	// bomAPIVersionUnsealed is the version before sealed indexes.
+	bomAPIVersionUnsealed = "ferry.dev/v1alpha1"
+)
+
+// Limits on what a bill of materials may list, far above any real archive;
+// a reader refuses more, naming the limit.
+const (
+	MaxArtifacts = 100_000
+	MaxBlobs     = 1_000_000
 )
 
 // MaxBOMSize caps how much of manifest.json a reader holds in memory. A bill of
@@ -138,7 +152,7 @@ type Blob struct {
 
 // NewBOM returns an empty bill of materials with its header filled in.
 func NewBOM(archiveID string, created time.Time) *BOM {
-	return &BOM{APIVersion: APIVersion, Kind: KindBOM, ArchiveID: archiveID, Created: created.UTC()}
+	return &BOM{APIVersion: BOMAPIVersion, Kind: KindBOM, ArchiveID: archiveID, Created: created.UTC()}
 }
 
 // Marshal returns the canonical bytes of the bill of materials: the exact
@@ -157,7 +171,7 @@ func (b *BOM) Marshal() ([]byte, error) {
 // error: a reader that silently ignored them could push something unsigned.
 func ParseBOM(data []byte) (*BOM, error) {
 	if len(data) > MaxBOMSize {
-		return nil, fmt.Errorf("%w: %d bytes exceeds the %d byte limit", ErrInvalidBOM, len(data), MaxBOMSize)
+		return nil, fmt.Errorf("%w: %d bytes exceeds the %d byte limit (MaxBOMSize)", ErrInvalidBOM, len(data), MaxBOMSize)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -178,8 +192,17 @@ func ParseBOM(data []byte) (*BOM, error) {
 // header, well-formed digests, unique names and destinations, and every
 // artifact's closure made of listed blobs.
 func (b *BOM) Validate() error {
-	if b.APIVersion != APIVersion || b.Kind != KindBOM {
-		return fmt.Errorf("%w: apiVersion %q kind %q, want %q %q", ErrInvalidBOM, b.APIVersion, b.Kind, APIVersion, KindBOM)
+	if b.Kind == KindBOM && b.APIVersion == bomAPIVersionUnsealed {
+		return fmt.Errorf("%w: apiVersion %s: the archive was written by an older ferry, whose volume indexes are not signed; collect it again with this one", ErrInvalidBOM, b.APIVersion)
+	}
+	if b.APIVersion != BOMAPIVersion || b.Kind != KindBOM {
+		return fmt.Errorf("%w: apiVersion %q kind %q, want %q %q", ErrInvalidBOM, b.APIVersion, b.Kind, BOMAPIVersion, KindBOM)
+	}
+	if len(b.Artifacts) > MaxArtifacts {
+		return fmt.Errorf("%w: %d artifacts, over the limit of %d (MaxArtifacts)", ErrInvalidBOM, len(b.Artifacts), MaxArtifacts)
+	}
+	if len(b.Blobs) > MaxBlobs {
+		return fmt.Errorf("%w: %d blobs, over the limit of %d (MaxBlobs)", ErrInvalidBOM, len(b.Blobs), MaxBlobs)
 	}
 	blobs := make(map[string]bool, len(b.Blobs))
 	for i, bl := range b.Blobs {

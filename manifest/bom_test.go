@@ -82,3 +82,16 @@ func FuzzParseBOM(f *testing.F) {
 		}
 	})
 }
+
+func TestParseBOMRefusesUnsealedVersion(t *testing.T) {
+	b := NewBOM("old", time.Unix(1700000000, 0))
+	b.APIVersion = "ferry.dev/v1alpha1"
+	data, err := b.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ParseBOM(data)
+	if !errors.Is(err, ErrInvalidBOM) || !strings.Contains(err.Error(), "older ferry") {
+		t.Fatalf("err = %v, want a refusal naming the older ferry", err)
+	}
+}

@@ -2,23 +2,17 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os"
-	"sort"
 	"strings"
 
 	"github.com/ferrytool/ferry/archive"
-	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
-	"github.com/ferrytool/ferry/store"
 )
 
 // ArchiveOptions configure Archive.
 type ArchiveOptions struct {
-	// TmpDir holds index databases while they are read; empty means the
-	// system default.
-	TmpDir string
 	// OnVolume is called when a volume starts being read.
 	OnVolume func(path string)
 	// OnProgress is called with the number of compressed bytes just read.
@@ -89,196 +83,207 @@ func (r *ArchiveReport) Err() error {
 	return fmt.Errorf("%w: %s%s", sentinel, first, more)
 }
 
-// Archive verifies every volume given: the signature of the bill of
-// materials, the structure of each volume, every blob's digest and size, the
-// parts of split blobs joined across volumes, that every manifest's
-// references are present, and that no volume is missing. It reads each
-// volume once from start to end, plus the parts of split blobs once more.
+// Archive verifies every volume given, through the same archive.Set that
+// ingest reads from, so a set that verifies is one ingest takes: the
+// signature of the bill of materials, each volume's sealed index, that the
+// volume holds nothing its index does not account for, every blob's and
+// part's digest and size, split blobs joined across volumes, that every
+// manifest's references are listed, and that no volume is missing. It reads
+// each volume once, plus the parts of split blobs once more.
 func Archive(ctx context.Context, paths []string, v archive.Verifier, opts ArchiveOptions) (*ArchiveReport, error) {
 	if v == nil {
 		return nil, fmt.Errorf("%w: no public key given", ErrNoSignature)
 	}
-	a := &archiveCheck{ctx: ctx, opts: opts, verifier: v, report: &ArchiveReport{Problems: []Problem{}},
-		present: map[string]bool{}, manifests: map[string][]manifest.Descriptor{}, parts: map[string][]partAt{}, byVolume: map[int]string{}}
-	for _, p := range paths {
-		if err := ctx.Err(); err != nil {
+	a := &archiveCheck{opts: opts, report: &ArchiveReport{Problems: []Problem{}}, present: map[string]bool{}, manifests: map[string][]manifest.Descriptor{}}
+	set, err := archive.OpenSet(ctx, paths, archive.SetOptions{Verifier: v, OnRead: func(path string, n int64) {
+		if path == a.current && opts.OnProgress != nil {
+			opts.OnProgress(n)
+		}
+	}})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		for _, p := range paths {
+			a.report.Volumes = append(a.report.Volumes, VolumeReport{Path: p, Error: err.Error()})
+		}
+		a.problem(kindOf(err), "", "", "%v", err)
+		return a.report, nil
+	}
+	defer set.Close()
+	a.set = set
+	bom := set.BOM()
+	a.report.ArchiveID, a.report.BOMDigest, a.report.Stats = bom.ArchiveID, set.BOMDigest(), bom.Stats()
+	for _, vol := range set.Volumes() {
+		if err := a.volume(ctx, vol); err != nil {
 			return nil, err
 		}
-		a.volume(p)
+	}
+	if err := a.joinParts(ctx); err != nil {
+		return nil, err
 	}
 	a.crossCheck()
 	return a.report, nil
 }
 
-type partAt struct {
-	path  string
-	entry store.Entry
+// kindOf says whether an error is about something missing or invalid.
+func kindOf(err error) string {
+	if errors.Is(err, archive.ErrNotFound) {
+		return problemMissing
+	}
+	return problemInvalid
 }
 
 type archiveCheck struct {
-	ctx       context.Context
 	opts      ArchiveOptions
-	verifier  archive.Verifier
+	set       *archive.Set
 	report    *ArchiveReport
-	bom       *manifest.BOM
+	current   string
 	present   map[string]bool
 	manifests map[string][]manifest.Descriptor
-	parts     map[string][]partAt
-	byVolume  map[int]string
-	// firstBlob and lastBlob are the positions in the bill of materials of
-	// the first and last blob each volume holds; blobs go into volumes in
-	// that order, so a missing blob can be placed in its missing volume.
-	span   map[int][2]int
-	final  int
-	failed int
+	split     []string
+	failed    int
 }
 
 func (a *archiveCheck) problem(kind, volume, digest, format string, args ...any) {
 	a.report.Problems = append(a.report.Problems, Problem{Kind: kind, Volume: volume, Digest: digest, Message: fmt.Sprintf(format, args...)})
 }
 
-func (a *archiveCheck) volume(path string) {
-	if a.opts.OnVolume != nil {
-		a.opts.OnVolume(path)
-	}
-	vr := VolumeReport{Path: path}
+// volume reads every entry of one volume through its index; the index has
+// already been checked to account for every byte of the volume.
+func (a *archiveCheck) volume(ctx context.Context, vol archive.SetVolume) error {
+	vr := VolumeReport{Path: vol.Path, Number: vol.Number, Final: vol.Final, Blobs: vol.Blobs, Parts: vol.Parts}
 	defer func() { a.report.Volumes = append(a.report.Volumes, vr) }()
-	f, err := os.Open(path)
-	if err != nil {
-		vr.Error = err.Error()
-		a.problem(problemMissing, path, "", "volume %s cannot be read: %v", path, err)
-		return
-	}
-	defer f.Close()
-	res, err := archive.Scan(a.ctx, progressReader{r: f, fn: a.opts.OnProgress}, archive.ScanOptions{
-		Name: path, Verifier: a.verifier, TmpDir: a.opts.TmpDir,
-		OnBOM: func(bom *manifest.BOM, raw []byte) error { return a.adoptBOM(path, bom, raw) },
-		OnBlob: func(_ context.Context, b manifest.Blob, r io.Reader) error {
-			if !manifest.IsManifest(b.MediaType) || b.Size > manifest.MaxManifestSize {
-				return nil
-			}
-			data, err := io.ReadAll(r)
-			if err != nil {
-				return err // the scan records the mismatch
-			}
-			children, err := manifest.Children(b.MediaType, data)
-			if err != nil {
-				a.problem(problemInvalid, path, b.Digest, "%s: manifest %s does not parse: %v", path, b.Digest, err)
-				return nil
-			}
-			a.manifests[b.Digest] = children
-			return nil
-		},
-	})
-	for _, bad := range resBad(res) {
-		a.problem(problemInvalid, path, bad.Digest, "%v", bad.Err)
-	}
-	if err != nil {
-		vr.Error = err.Error()
+	if vol.Err != nil {
+		vr.Error = vol.Err.Error()
 		a.failed++
-		a.problem(problemInvalid, path, "", "%v", err)
-		return
-	}
-	meta := res.Index.Meta
-	vr.Number, vr.Final, vr.Blobs, vr.Parts = meta.Volume, meta.Final, len(res.Blobs), len(res.Parts)
-	if other, dup := a.byVolume[meta.Volume]; dup {
-		a.problem(problemInvalid, path, "", "%s and %s are both volume %d", other, path, meta.Volume)
-		return
-	}
-	a.byVolume[meta.Volume] = path
-	if meta.Final {
-		a.final = meta.Volume
-	}
-	pos := map[string]int{}
-	for i, b := range a.bom.Blobs {
-		pos[b.Digest] = i
-	}
-	lo, hi := len(a.bom.Blobs), -1
-	note := func(d string) {
-		lo, hi = min(lo, pos[d]), max(hi, pos[d])
-	}
-	for _, d := range res.Blobs {
-		a.present[d] = true
-		note(d)
-	}
-	for _, p := range res.Parts {
-		a.parts[p.Digest] = append(a.parts[p.Digest], partAt{path: path, entry: indexEntry(res.Index, p)})
-		note(p.Digest)
-	}
-	if a.span == nil {
-		a.span = map[int][2]int{}
-	}
-	a.span[meta.Volume] = [2]int{lo, hi}
-}
-
-func resBad(res *archive.ScanResult) []archive.BadBlob {
-	if res == nil {
+		a.problem(kindOf(vol.Err), vol.Path, "", "%v", vol.Err)
 		return nil
 	}
-	return res.Bad
-}
-
-// indexEntry returns the index's record of a part seen in the stream, which
-// carries its offset in the volume file for the join.
-func indexEntry(ix *store.VolumeIndex, seen store.Entry) store.Entry {
-	for _, e := range ix.Entries {
-		if e.Path == seen.Path {
-			return e
+	if vol.Tampered != nil {
+		vr.Error = vol.Tampered.Error()
+		a.problem(problemInvalid, vol.Path, "", "%v", vol.Tampered)
+	}
+	if a.opts.OnVolume != nil {
+		a.opts.OnVolume(vol.Path)
+	}
+	a.current = vol.Path
+	defer func() { a.current = "" }()
+	for _, e := range a.set.Entries(vol.Number) {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-	}
-	return seen
-}
-
-func (a *archiveCheck) adoptBOM(path string, bom *manifest.BOM, raw []byte) error {
-	d := digestio.FromBytes(raw)
-	if a.bom == nil {
-		a.bom = bom
-		a.report.ArchiveID, a.report.BOMDigest, a.report.Stats = bom.ArchiveID, d, bom.Stats()
-		return nil
-	}
-	if d != a.report.BOMDigest {
-		return fmt.Errorf("%w: %s belongs to another archive (%s, not %s)", archive.ErrFormat, path, bom.ArchiveID, a.report.ArchiveID)
+		err := a.entry(ctx, vol, e)
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		vr.Error = err.Error()
+		a.problem(problemInvalid, vol.Path, e.Digest, "%v", err)
 	}
 	return nil
 }
 
-// crossCheck looks across volumes: numbering, coverage of every blob, split
-// blobs joined, manifest references.
-func (a *archiveCheck) crossCheck() {
-	if a.bom == nil {
-		a.problem(problemInvalid, "", "", "no volume could be read")
-		return
+func (a *archiveCheck) entry(ctx context.Context, vol archive.SetVolume, e archive.Entry) error {
+	rc, err := a.set.OpenEntry(ctx, vol.Number, e)
+	if err != nil {
+		return err
 	}
-	numbers := make([]int, 0, len(a.byVolume))
-	for n := range a.byVolume {
-		numbers = append(numbers, n)
+	defer rc.Close()
+	b, _ := a.set.Blob(e.Digest)
+	if e.Part != nil {
+		if !contains(a.split, e.Digest) {
+			a.split = append(a.split, e.Digest)
+		}
+		_, err := io.Copy(io.Discard, rc)
+		return err
 	}
-	sort.Ints(numbers)
-	last := 0
-	if len(numbers) > 0 {
-		last = numbers[len(numbers)-1]
+	if !manifest.IsManifest(b.MediaType) || b.Size > manifest.MaxManifestSize {
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			return err
+		}
+		a.present[e.Digest] = true
+		return nil
 	}
-	a.report.Complete = a.final > 0
-	for n := 1; n <= last; n++ {
-		if _, ok := a.byVolume[n]; !ok {
-			a.report.Complete = false
-			a.problem(problemMissing, "", "", "volume %d is missing", n)
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return err
+	}
+	a.present[e.Digest] = true
+	children, err := manifest.Children(b.MediaType, data)
+	if err != nil {
+		return fmt.Errorf("%w: %s: manifest %s does not parse: %v", archive.ErrFormat, vol.Path, e.Digest, err)
+	}
+	a.manifests[e.Digest] = children
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
 		}
 	}
-	if a.final == 0 && last > 0 {
-		a.problem(problemMissing, "", "", "volume %d is missing: volume %d (%s) is not the last one", last+1, last, a.byVolume[last])
+	return false
+}
+
+// joinParts reads each split blob whose parts are all here, joined, against
+// its signed digest.
+func (a *archiveCheck) joinParts(ctx context.Context) error {
+	for _, d := range a.split {
+		if a.hasProblem(d) {
+			continue
+		}
+		if ok, _ := a.set.Has(d); !ok {
+			a.problem(problemMissing, "", d, "blob %s is split across volumes and some of its parts are in %s, which was not given", d, archive.DescribeVolumes(a.set.Where(d)))
+			continue
+		}
+		rc, err := a.set.Open(ctx, d)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			a.problem(problemInvalid, "", d, "split blob %s: %v", d, err)
+			continue
+		}
+		a.present[d] = true
 	}
-	a.joinParts()
+	return nil
+}
+
+// crossCheck looks across volumes: numbering, coverage of every blob,
+// manifest references.
+func (a *archiveCheck) crossCheck() {
+	bom := a.set.BOM()
+	missing, lastSeen := a.set.Missing()
+	a.report.Complete = lastSeen && len(missing) == 0
+	for _, n := range missing {
+		a.problem(problemMissing, "", "", "volume %d is missing", n)
+	}
+	if !lastSeen {
+		last := 0
+		for _, v := range a.set.Volumes() {
+			last = max(last, v.Number)
+		}
+		a.problem(problemMissing, "", "", "volume %d is missing: volume %d is not the last one", last+1, last)
+	}
 	a.reportMissingBlobs()
 	for d, children := range a.manifests {
 		for _, c := range children {
-			if _, listed := a.bom.Blob(c.Digest); !listed {
+			if _, listed := bom.Blob(c.Digest); !listed {
 				a.problem(problemInvalid, "", d, "manifest %s references %s, which the bill of materials does not list", d, c.Digest)
 			}
 		}
 	}
 	var lost []string
-	for _, art := range a.bom.Artifacts {
+	for _, art := range bom.Artifacts {
 		for _, d := range art.Blobs {
 			if !a.present[d] {
 				lost = append(lost, art.Name)
@@ -301,11 +306,11 @@ func (a *archiveCheck) reportMissingBlobs() {
 	}
 	groups := map[string]*group{}
 	var order []string
-	for i, b := range a.bom.Blobs {
-		if a.present[b.Digest] || a.hasProblem(b.Digest) {
+	for _, b := range a.set.BOM().Blobs {
+		if a.present[b.Digest] || a.hasProblem(b.Digest) || contains(a.split, b.Digest) {
 			continue
 		}
-		where := a.whereMissing(i)
+		where := archive.DescribeVolumes(a.set.Where(b.Digest))
 		g := groups[where]
 		if g == nil {
 			g = &group{first: b.Digest}
@@ -317,11 +322,11 @@ func (a *archiveCheck) reportMissingBlobs() {
 	}
 	for _, where := range order {
 		g := groups[where]
-		kind := problemMissing
-		if a.failed > 0 && strings.Contains(where, "failed") {
-			kind = problemInvalid
+		kind, why := problemMissing, "which was not given"
+		if a.failed > 0 {
+			kind, why = problemInvalid, "or in a volume that failed verification"
 		}
-		a.problem(kind, "", g.first, "%d blob(s), %d bytes, are not in the volumes given (first %s); they belong in %s", g.count, g.bytes, g.first, where)
+		a.problem(kind, "", g.first, "%d blob(s), %d bytes, are not in the volumes given (first %s); they belong in %s, %s", g.count, g.bytes, g.first, where, why)
 	}
 }
 
@@ -332,93 +337,4 @@ func (a *archiveCheck) hasProblem(digest string) bool {
 		}
 	}
 	return false
-}
-
-// whereMissing names the volume that should hold the blob at position i of
-// the bill of materials.
-func (a *archiveCheck) whereMissing(i int) string {
-	best := 0
-	for n, s := range a.span {
-		if s[1] >= 0 && s[1] < i && n > best {
-			best = n
-		}
-	}
-	if _, ok := a.byVolume[best+1]; ok {
-		return fmt.Sprintf("volume %d, which does not hold them", best+1)
-	}
-	if a.failed > 0 {
-		return fmt.Sprintf("volume %d or a volume that failed verification", best+1)
-	}
-	return fmt.Sprintf("volume %d, which was not given", best+1)
-}
-
-// joinParts checks each split blob: parts contiguous from 0 to its size and,
-// read back in order across volumes, matching the blob's digest.
-func (a *archiveCheck) joinParts() {
-	for digest, parts := range a.parts {
-		b, _ := a.bom.Blob(digest)
-		sort.Slice(parts, func(i, j int) bool { return parts[i].entry.Part.Offset < parts[j].entry.Part.Offset })
-		var next int64
-		complete := true
-		for _, p := range parts {
-			if p.entry.Part.Offset != next {
-				complete = false
-				break
-			}
-			next += p.entry.Size
-		}
-		if !complete || next != b.Size {
-			a.problem(problemMissing, "", digest, "blob %s is split across volumes and only %d of %d bytes are in the volumes given", digest, next, b.Size)
-			continue
-		}
-		if err := a.hashParts(b, parts); err != nil {
-			a.problem(problemInvalid, "", digest, "split blob %s: %v", digest, err)
-			continue
-		}
-		a.present[digest] = true
-	}
-}
-
-func (a *archiveCheck) hashParts(b manifest.Blob, parts []partAt) error {
-	pr, pw := io.Pipe()
-	go func() {
-		for _, p := range parts {
-			if err := copyPart(a.ctx, pw, p, a.opts.TmpDir); err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-		}
-		pw.Close()
-	}()
-	_, err := io.Copy(io.Discard, digestio.NewReader(pr, b.Digest, b.Size))
-	pr.Close()
-	return err
-}
-
-func copyPart(ctx context.Context, w io.Writer, p partAt, tmpDir string) error {
-	v, f, err := archive.OpenVolumeFile(ctx, p.path, tmpDir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	rc, err := v.OpenPart(ctx, p.entry)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	_, err = io.Copy(w, rc)
-	return err
-}
-
-type progressReader struct {
-	r  io.Reader
-	fn func(int64)
-}
-
-func (p progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	if n > 0 && p.fn != nil {
-		p.fn(int64(n))
-	}
-	return n, err
 }

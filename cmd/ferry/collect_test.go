@@ -106,9 +106,9 @@ type inspected struct {
 	} `json:"artifacts"`
 }
 
-func inspectJSON(t *testing.T, volumes ...string) inspected {
+func inspectJSON(t *testing.T, pub string, volumes ...string) inspected {
 	t.Helper()
-	r := mustFerry(t, append([]string{"inspect", "--output", "json"}, volumes...)...)
+	r := mustFerry(t, append([]string{"inspect", "--key", pub, "--output", "json"}, volumes...)...)
 	var in inspected
 	if err := json.Unmarshal([]byte(r.stdout), &in); err != nil {
 		t.Fatalf("inspect json: %v\n%s", err, r.stdout)
@@ -171,7 +171,7 @@ func TestCollectBundleSpec(t *testing.T) {
 		t.Fatalf("volumes: %v", vols)
 	}
 	mustFerry(t, "verify", "--quiet", "--key", b.pub, vols[0])
-	in := inspectJSON(t, vols...)
+	in := inspectJSON(t, b.pub, vols...)
 
 	// Images: what Helm renders, plus the pack's, plus the spec's one.
 	want := map[string]bool{b.ref("apps/standalone:1.0"): true}
@@ -355,7 +355,7 @@ func TestCollectPaletteAIChartFlags(t *testing.T) {
 	}
 	vols, _ := filepath.Glob(filepath.Join(b.dir, "out", "clearml.tar.zst*"))
 	mustFerry(t, "verify", "--quiet", "--key", b.pub, vols[0])
-	in := inspectJSON(t, vols...)
+	in := inspectJSON(t, b.pub, vols...)
 	for _, a := range in.Artifacts {
 		if a.Kind == manifest.KindChart && !hasReason(a.Reasons, "flag", "--chart-url clearml") {
 			t.Errorf("chart reasons %v", a.Reasons)
@@ -369,7 +369,7 @@ func TestCollectOCIChartAndPlatformSubset(t *testing.T) {
 	r := mustFerry(t, b.args("oci", "--chart-url", "oci://"+b.ref("charts/clearml"), "--chart-version", "7.14.x", "--platform", "linux/arm64")...)
 	vols, _ := filepath.Glob(filepath.Join(b.dir, "out", "oci.tar.zst*"))
 	mustFerry(t, "verify", "--quiet", "--key", b.pub, vols[0])
-	in := inspectJSON(t, vols...)
+	in := inspectJSON(t, b.pub, vols...)
 	var chartOK, multiOK bool
 	for _, a := range in.Artifacts {
 		if a.Kind == manifest.KindChart {

@@ -121,7 +121,7 @@ func (b *convertBed) artifact(t *testing.T, in inspected, repoTag string) manife
 func TestCollectDockerIntoZotRulesRefusedWithoutConversion(t *testing.T) {
 	b := newConvertBed(t)
 	vols := b.collect(t, "plain")
-	in := inspectJSON(t, vols...)
+	in := inspectJSON(t, b.pub, vols...)
 	for _, r := range []string{dockerImage, dockerList} {
 		if a := b.artifact(t, in, r); !manifest.IsDocker(a.MediaType) || len(a.Converted) > 0 || a.Digest != b.digests[r] {
 			t.Errorf("%s without --convert-oci: media type %s, digest %s (source %s), conversions %v", r, a.MediaType, a.Digest, b.digests[r], a.Converted)
@@ -147,7 +147,7 @@ func TestCollectConvertOCIIntoZotRules(t *testing.T) {
 	b := newConvertBed(t)
 	vols := b.collect(t, "oci", "--convert-oci")
 	mustFerry(t, append([]string{"verify", "--quiet", "--key", b.pub}, vols...)...)
-	in := inspectJSON(t, vols...)
+	in := inspectJSON(t, b.pub, vols...)
 
 	img := b.artifact(t, in, dockerImage)
 	if img.MediaType != manifest.MediaTypeOCIManifest || len(img.Converted) != 1 {
@@ -169,7 +169,7 @@ func TestCollectConvertOCIIntoZotRules(t *testing.T) {
 		}
 	}
 	// The conversion is part of the signed bill of materials.
-	r := mustFerry(t, "inspect", vols[0])
+	r := mustFerry(t, "inspect", "--key", b.pub, vols[0])
 	for _, s := range []string{"converted from Docker schema 2 to OCI", b.digests[dockerImage], img.Digest, b.digests[dockerList], list.Digest} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("inspect does not show %q:\n%s", s, r.stdout)
@@ -319,7 +319,7 @@ func TestCollectThroughRegistryMirror(t *testing.T) {
 		}
 		vols, _ := filepath.Glob(filepath.Join(b.dir, "out", "mirrored.tar.zst*"))
 		mustFerry(t, append([]string{"verify", "--quiet", "--key", b.pub}, vols...)...)
-		in := inspectJSON(t, vols...)
+		in := inspectJSON(t, b.pub, vols...)
 		if len(in.Artifacts) != len(refs) {
 			t.Fatalf("%d artifacts, want %d", len(in.Artifacts), len(refs))
 		}
@@ -341,7 +341,7 @@ func TestCollectThroughRegistryMirror(t *testing.T) {
 				t.Errorf("archive does not name %s", proxy.Host+"/"+r)
 			}
 		}
-		if r := mustFerry(t, "inspect", vols[0]); !strings.Contains(r.stdout, "pulled through a registry mirror") {
+		if r := mustFerry(t, "inspect", "--key", b.pub, vols[0]); !strings.Contains(r.stdout, "pulled through a registry mirror") {
 			t.Errorf("inspect does not show the mirror:\n%s", r.stdout)
 		}
 	})
@@ -350,7 +350,7 @@ func TestCollectThroughRegistryMirror(t *testing.T) {
 		a := args("mirrored-oci", "--registry-mirror", rule, "--convert-oci", "--image", proxy.Host+"/"+dockerImage)
 		mustFerry(t, a...)
 		vols, _ := filepath.Glob(filepath.Join(b.dir, "out", "mirrored-oci.tar.zst*"))
-		in := inspectJSON(t, vols...)
+		in := inspectJSON(t, b.pub, vols...)
 		art := in.Artifacts[0].Artifact
 		if art.Name != proxy.Host+"/"+dockerImage || len(art.Converted) != 1 || art.Converted[0].From != b.digests[dockerImage] {
 			t.Errorf("mirrored and converted: %s, %+v", art.Name, art.Converted)
@@ -370,7 +370,7 @@ func TestCollectThroughRegistryMirror(t *testing.T) {
 			t.Errorf("a warning about the pinned reference, which was checked:\n%s", r.stderr)
 		}
 		vols, _ := filepath.Glob(filepath.Join(b.dir, "out", "pinned.tar.zst*"))
-		for _, art := range inspectJSON(t, vols...).Artifacts {
+		for _, art := range inspectJSON(t, b.pub, vols...).Artifacts {
 			if !strings.HasPrefix(art.Source, gone+"/") {
 				t.Errorf("artifact source %s, want the original reference", art.Source)
 			}

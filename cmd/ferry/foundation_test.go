@@ -150,7 +150,7 @@ func TestCollectVerifyExtractRoundTrip(t *testing.T) {
 	}
 
 	// inspect answers from the index.
-	r = mustFerry(t, "inspect", "--output", "json", f.volumes[0], f.volumes[1])
+	r = mustFerry(t, "inspect", "--key", f.pub, "--output", "json", f.volumes[0], f.volumes[1])
 	var in struct {
 		Artifacts []struct{ Name string } `json:"artifacts"`
 		Stats     struct{ LogicalBytes, StoredBytes int64 }
@@ -162,7 +162,7 @@ func TestCollectVerifyExtractRoundTrip(t *testing.T) {
 	if len(in.Artifacts) != len(f.refs) || in.Stats.LogicalBytes <= in.Stats.StoredBytes {
 		t.Errorf("inspect: %d artifacts, logical %d stored %d; want %d artifacts and deduplication", len(in.Artifacts), in.Stats.LogicalBytes, in.Stats.StoredBytes, len(f.refs))
 	}
-	r = mustFerry(t, append([]string{"inspect"}, f.volumes...)...)
+	r = mustFerry(t, append([]string{"inspect", "--key", f.pub}, f.volumes...)...)
 	if !strings.Contains(r.stdout, "deduplication saves") || !strings.Contains(r.stdout, "apps/one:1.0") {
 		t.Errorf("inspect table:\n%s", r.stdout)
 	}
@@ -171,13 +171,13 @@ func TestCollectVerifyExtractRoundTrip(t *testing.T) {
 func TestBlobLargerThanVolume(t *testing.T) {
 	f := newFoundation(t, "1M", true)
 	mustFerry(t, f.verifyArgs(f.volumes...)...)
-	r := mustFerry(t, "inspect", "--output", "json", f.volumes[0])
+	r := mustFerry(t, "inspect", "--key", f.pub, "--output", "json", f.volumes[0])
 	if !strings.Contains(r.stdout, "apps/big:1.0") {
 		t.Fatal("inspect does not list the big image")
 	}
 	parts := 0
 	for _, v := range f.volumes {
-		r := mustFerry(t, []string{"inspect", "--output", "json", v}...)
+		r := mustFerry(t, []string{"inspect", "--key", f.pub, "--output", "json", v}...)
 		var in struct{ Volumes []struct{ Parts int } }
 		json.Unmarshal([]byte(r.stdout), &in)
 		parts += in.Volumes[0].Parts

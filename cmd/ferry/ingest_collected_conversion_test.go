@@ -70,7 +70,7 @@ spec:
 		"--bundle", bundle, "--convert-oci")
 	vols, _ := filepath.Glob(out + ".tar.zst*")
 	var converted string
-	for _, a := range inspectJSON(t, vols...).Artifacts {
+	for _, a := range inspectJSON(t, b.pub, vols...).Artifacts {
 		if a.Source == pinned && len(a.Converted) == 1 && a.Converted[0].From == b.digests[dockerImage] {
 			converted = a.Converted[0].To
 		}

@@ -327,12 +327,9 @@ func (m fxSource) OpenBlob(_ context.Context, b manifest.Blob) (io.ReadCloser, e
 func tamperBlob(t *testing.T, fx *fixtureArchive, digest string) (string, int) {
 	t.Helper()
 	for _, p := range fx.volumes {
-		v, f, err := archive.OpenVolumeFile(context.Background(), p, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-		for _, e := range v.Index().Entries {
+		set := openSetForTest(t, fx.pub, p)
+		number := set.Volumes()[0].Number
+		for _, e := range set.Entries(number) {
 			if e.Digest != digest || e.Part != nil {
 				continue
 			}
@@ -358,7 +355,7 @@ func tamperBlob(t *testing.T, fx *fixtureArchive, digest string) (string, int) {
 			frame[len(frame)-4], frame[len(frame)-3], frame[len(frame)-2], frame[len(frame)-1] = byte(sum), byte(sum>>8), byte(sum>>16), byte(sum>>24)
 			out := filepath.Join(t.TempDir(), filepath.Base(p))
 			os.WriteFile(out, data, 0o644)
-			return out, v.Meta().Volume
+			return out, number
 		}
 	}
 	t.Fatalf("blob %s is not whole in any volume", digest)
@@ -421,4 +418,24 @@ func missingBytes(t *testing.T, reg *testbed.Registry, fx *fixtureArchive, base 
 		}
 	}
 	return total
+}
+
+// openSetForTest opens volumes that must verify with the public key at pub.
+func openSetForTest(t *testing.T, pub string, paths ...string) *archive.Set {
+	t.Helper()
+	v, err := verify.VerifierFromFile(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := archive.OpenSet(context.Background(), paths, archive.SetOptions{Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { set.Close() })
+	for _, vol := range set.Volumes() {
+		if vol.Err != nil || vol.Tampered != nil {
+			t.Fatalf("volume %s: %v %v", vol.Path, vol.Err, vol.Tampered)
+		}
+	}
+	return set
 }

@@ -1,18 +1,21 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/verify"
 )
 
 type inspectFlags struct {
+	key    string
 	output string
 }
 
@@ -22,9 +25,13 @@ func inspectCommand(env *environment) *cli.Command {
 		Name:      "inspect",
 		Usage:     "list an archive's artifacts, sizes, deduplication and volumes from its index",
 		ArgsUsage: "VOLUME...",
-		Description: "Reads only the index at the end of each volume: no blob is decompressed, so it is quick\n" +
-			"on any archive size. It does not check signatures or digests; `ferry verify` does.",
-		Flags: []cli.Flag{outputFlag(&f.output)},
+		Description: "Reads the signed bill of materials at the head and the sealed index at the end of each\n" +
+			"volume, both checked against --key: no blob is decompressed, so it is quick on any archive\n" +
+			"size. Blob digests are checked by `ferry verify`.\n\n" + exitCodesHelp,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "key", Usage: "public key (PEM) the archive must be signed with", Required: true, Destination: &f.key},
+			outputFlag(&f.output),
+		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageErrorf("inspect: give the archive's volume files")
@@ -32,22 +39,18 @@ func inspectCommand(env *environment) *cli.Command {
 			if err := checkOutput(f.output); err != nil {
 				return err
 			}
-			var vols []archive.VolumeSource
-			for _, p := range c.Args().Slice() {
-				file, err := os.Open(p)
-				if err != nil {
-					return withCode(ExitIncomplete, err)
-				}
-				defer file.Close()
-				st, err := file.Stat()
-				if err != nil {
-					return err
-				}
-				vols = append(vols, archive.VolumeSource{Name: p, R: file, Size: st.Size()})
-			}
-			in, err := archive.Inspect(c.Context, vols, "")
+			v, err := verify.VerifierFromFile(f.key)
 			if err != nil {
-				return withCode(ExitVerify, err)
+				return withCode(ExitUsage, err)
+			}
+			set, err := archive.OpenSet(c.Context, c.Args().Slice(), archive.SetOptions{Verifier: v})
+			if err != nil {
+				return archiveExit(err)
+			}
+			defer set.Close()
+			in, err := archive.Inspect(c.Context, set)
+			if err != nil {
+				return archiveExit(err)
 			}
 			if f.output == "json" {
 				return writeJSON(env.stdout, in)
@@ -56,6 +59,20 @@ func inspectCommand(env *environment) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// archiveExit maps an error of opening volumes to ferry's exit codes.
+func archiveExit(err error) error {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, archive.ErrNotFound):
+		return withCode(ExitIncomplete, err)
+	case errors.Is(err, archive.ErrSignature), errors.Is(err, archive.ErrFormat), errors.Is(err, archive.ErrDigest),
+		errors.Is(err, archive.ErrUnsafeEntry), errors.Is(err, archive.ErrTruncated), errors.Is(err, manifest.ErrInvalidBOM):
+		return withCode(ExitVerify, err)
+	}
+	return err
 }
 
 func printInspection(env *environment, in *archive.Inspection) {

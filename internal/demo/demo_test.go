@@ -188,7 +188,7 @@ func connectedSide(d *demo) []string {
 	d.run(append([]string{"verify", "--key", "ferry.pub"}, volumes...)...)
 
 	d.say("Inspect from the index alone")
-	d.run(append([]string{"inspect"}, volumes...)...)
+	d.run(append([]string{"inspect", "--key", "ferry.pub"}, volumes...)...)
 
 	d.say("Collect again: the cache makes it download nothing")
 	out = d.run("collect", "--plain-http", "--quiet", "--spec", "transfer.yaml", "--key", "ferry.key", "--output", "media/again", "--cache-dir", "cache", "--volume-size", "3M")
