@@ -171,21 +171,33 @@ func checkHead(ctx context.Context, r io.Reader, bom, sig []byte) error {
 }
 
 // checkEndMarker checks that the region between the index seal and the
-// trailer decodes to the tar end marker and nothing else.
+// trailer decodes to the tar end marker and nothing else. A tar entry found
+// there is named, with what is wrong with it.
 func checkEndMarker(ctx context.Context, r io.Reader) error {
 	dec, err := newDecoder(ctxReader{ctx, r})
 	if err != nil {
 		return err
 	}
 	defer dec.Close()
-	data, err := io.ReadAll(io.LimitReader(ctxReader{ctx, dec}, 1025))
+	const look = 64 << 10
+	data, err := io.ReadAll(io.LimitReader(ctxReader{ctx, dec}, look))
 	if err != nil {
 		return fmt.Errorf("tar end marker: %w", decodeErr(err))
 	}
-	if len(data) != 1024 || !bytes.Equal(data, make([]byte, 1024)) {
-		return fmt.Errorf("%w: %d bytes where only the tar end marker belongs (data after the end of the archive)", ErrFormat, len(data))
+	if len(data) == 1024 && bytes.Equal(data, make([]byte, 1024)) {
+		return nil
 	}
-	return nil
+	if hdr, err := tar.NewReader(bytes.NewReader(data)).Next(); err == nil {
+		if _, err := checkEntry(hdr); err != nil {
+			return fmt.Errorf("stray entry after the index: %w", err)
+		}
+		return fmt.Errorf("%w: stray entry %q after the index", ErrFormat, hdr.Name)
+	}
+	more := ""
+	if len(data) == look {
+		more = " or more"
+	}
+	return fmt.Errorf("%w: %d bytes%s where only the tar end marker belongs (data after the end of the archive)", ErrFormat, len(data), more)
 }
 
 // readSmallEntry reads the next tar entry, which must be name, into memory.
