@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-
 )
 
 func TestRoundTripSingleVolume(t *testing.T) {
