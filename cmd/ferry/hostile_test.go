@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +22,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/ferrytool/ferry/archive"
+	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/verify"
 )
 
@@ -376,4 +380,71 @@ func adjacent(t *testing.T, entries []archive.Entry) (archive.Entry, archive.Ent
 	}
 	t.Fatal("no two adjacent blob entries")
 	return archive.Entry{}, archive.Entry{}
+}
+
+// noiseBlob is incompressible content from a seed, so a large blob costs
+// no memory.
+type noiseBlob struct{ size int64 }
+
+func (n noiseBlob) reader() io.Reader {
+	var key [32]byte
+	return io.LimitReader(mrand.NewChaCha8(key), n.size)
+}
+
+func (n noiseBlob) OpenBlob(context.Context, manifest.Blob) (io.ReadCloser, error) {
+	return io.NopCloser(n.reader()), nil
+}
+
+// TestVerifyStopsOnInterrupt checks that Ctrl-C stops verify within a
+// second while it is in the middle of a large frame.
+func TestVerifyStopsOnInterrupt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a 256 MiB volume")
+	}
+	bin := buildFerry(t)
+	dir := t.TempDir()
+	key, pub := filepath.Join(dir, "k.key"), filepath.Join(dir, "k.pub")
+	if err := verify.WriteKeyPair(key, pub, nil); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := verify.SignerFromFile(key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := noiseBlob{size: 256 << 20}
+	h := sha256.New()
+	io.Copy(h, blob.reader())
+	d := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	bom := manifest.NewBOM("interrupt", time.Now())
+	bom.Blobs = []manifest.Blob{{Digest: d, Size: blob.size, MediaType: "application/vnd.oci.image.layer.v1.tar+gzip"}}
+	bom.Artifacts = []manifest.Artifact{{Kind: manifest.KindPack, Name: "big", Digest: d, Size: blob.size, Blobs: []string{d}, Dest: manifest.Destination{Repository: "packs/big", Tag: "1"}}}
+	res, err := archive.Write(context.Background(), bom, blob, archive.WriteOptions{Dir: dir, Name: "big", Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "verify", "--quiet", "--key", pub, res.Volumes[0].Path)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+		t.Fatalf("verify finished before it could be interrupted:\n%s", out.String())
+	case <-time.After(250 * time.Millisecond):
+	}
+	cmd.Process.Signal(os.Interrupt)
+	start := time.Now()
+	select {
+	case <-done:
+		t.Logf("verify stopped %s after the interrupt, exit %d", time.Since(start).Round(time.Millisecond), cmd.ProcessState.ExitCode())
+		if cmd.ProcessState.ExitCode() == ExitOK {
+			t.Errorf("an interrupted verify exited 0")
+		}
+	case <-time.After(time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("verify still running a second after the interrupt")
+	}
 }
