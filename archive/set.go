@@ -42,7 +42,7 @@ type Set struct {
 	bomDigest string
 	blobs     map[string]manifest.Blob
 	vols      []*setVolume // sorted by number, failed ones last
-	whole     map[string]*setVolume
+	whole     map[string]partAt // whole blobs: the first volume given that holds each
 	parts     map[string][]partAt
 }
 
@@ -71,7 +71,7 @@ type setVolume struct {
 	entries []Entry
 }
 
-// partAt is a part of a split blob in a volume of the set.
+// partAt is an entry in a volume of the set: a whole blob or a part.
 type partAt struct {
 	vol   *setVolume
 	entry Entry
@@ -87,7 +87,7 @@ func OpenSet(ctx context.Context, paths []string, opts SetOptions) (*Set, error)
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("%w: no volume given", ErrNotFound)
 	}
-	s := &Set{opts: opts, whole: map[string]*setVolume{}, parts: map[string][]partAt{}}
+	s := &Set{opts: opts, whole: map[string]partAt{}, parts: map[string][]partAt{}}
 	var firstErr error
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
@@ -145,8 +145,8 @@ func OpenSet(ctx context.Context, paths []string, opts SetOptions) (*Set, error)
 		}
 		for _, e := range v.entries {
 			if e.Part == nil {
-				if s.whole[e.Digest] == nil {
-					s.whole[e.Digest] = v
+				if _, ok := s.whole[e.Digest]; !ok {
+					s.whole[e.Digest] = partAt{vol: v, entry: e}
 				}
 				continue
 			}
@@ -169,7 +169,7 @@ func (s *Set) openFile(path string) *setVolume {
 	v := &setVolume{SetVolume: SetVolume{Path: path}}
 	f, err := os.Open(path)
 	if err != nil {
-		v.Err = fmt.Errorf("%w: %s cannot be read: %v", ErrNotFound, path, err)
+		v.Err = fmt.Errorf("%w: %s cannot be read: %w", ErrNotFound, path, err)
 		return v
 	}
 	st, err := f.Stat()

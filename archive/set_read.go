@@ -22,7 +22,10 @@ type chunk struct {
 }
 
 // HoldsWhole reports whether a volume given holds the blob in one piece.
-func (s *Set) HoldsWhole(digest string) bool { return s.whole[digest] != nil }
+func (s *Set) HoldsWhole(digest string) bool {
+	_, ok := s.whole[digest]
+	return ok
+}
 
 // HoldsParts reports whether a volume given holds a part of the blob.
 func (s *Set) HoldsParts(digest string) bool { return len(s.parts[digest]) > 0 }
@@ -30,8 +33,8 @@ func (s *Set) HoldsParts(digest string) bool { return len(s.parts[digest]) > 0 }
 // Has reports whether Open can read the whole blob now, and the path of
 // the volume it comes from ("" when it is joined from parts).
 func (s *Set) Has(digest string) (bool, string) {
-	if v := s.whole[digest]; v != nil {
-		return true, v.Path
+	if w, ok := s.whole[digest]; ok {
+		return true, w.vol.Path
 	}
 	b, ok := s.blobs[digest]
 	if !ok || (len(s.parts[digest]) == 0 && len(s.staged(digest)) == 0) {
@@ -49,12 +52,8 @@ func (s *Set) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: blob %s is not in the bill of materials", ErrNotFound, digest)
 	}
-	if v := s.whole[digest]; v != nil {
-		for _, e := range v.entries {
-			if e.Part == nil && e.Digest == digest {
-				return s.openEntry(ctx, v, e)
-			}
-		}
+	if w, ok := s.whole[digest]; ok {
+		return s.openEntry(ctx, w.vol, w.entry)
 	}
 	parts := s.chain(digest, b.Size)
 	if parts == nil {
