@@ -41,7 +41,7 @@ type Set struct {
 	sig       []byte
 	bomDigest string
 	blobs     map[string]manifest.Blob
-	vols      []*setVolume // sorted by number, failed ones last
+	vols      []*setVolume      // sorted by number, failed ones last
 	whole     map[string]partAt // whole blobs: the first volume given that holds each
 	parts     map[string][]partAt
 }
