@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -224,6 +225,27 @@ func TestHostileVolumes(t *testing.T) {
 					binary.LittleEndian.PutUint64(lied[p:], 0xffffff)
 				}
 				return l.replaceIndex(tarFrame(t, archive.NameIndexDB, int64(len(lied)), lied))
+			})},
+		{name: "index sealed with another key", verify: ExitVerify, inspect: ExitVerify, ingest: ExitVerify, names: []string{"index seal", "signature"},
+			make: one(func() []byte {
+				var sl struct{ Statement, Signature string }
+				if err := json.Unmarshal(decodeEntry(t, l.data[l.sealOff:l.sealOff+l.sealLen]), &sl); err != nil {
+					t.Fatal(err)
+				}
+				otherKey := filepath.Join(t.TempDir(), "other")
+				if err := verify.WriteKeyPair(otherKey+".key", otherKey+".pub", nil); err != nil {
+					t.Fatal(err)
+				}
+				signer, _ := verify.SignerFromFile(otherKey+".key", nil)
+				sig, err := signer.SignBOM(context.Background(), []byte(sl.Statement))
+				if err != nil {
+					t.Fatal(err)
+				}
+				sl.Signature = string(sig)
+				forged, _ := json.Marshal(map[string]string{"statement": sl.Statement, "signature": sl.Signature})
+				frame := tarFrame(t, archive.NameIndexSeal, int64(len(forged)), forged)
+				out := append(append(append([]byte(nil), l.data[:l.sealOff]...), frame...), l.data[l.sealOff+l.sealLen:]...)
+				return withTrailer(out, l.indexOff, l.indexLen, l.sealOff, int64(len(frame)))
 			})},
 		{name: "trailer points outside the file", verify: ExitVerify, inspect: ExitVerify, ingest: ExitVerify, names: []string{"trailer points outside"},
 			make: one(func() []byte { return withTrailer(l.data, l.size+4096, l.indexLen, l.size+4096+l.indexLen, l.sealLen) })},

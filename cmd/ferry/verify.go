@@ -22,9 +22,10 @@ func verifyCommand(env *environment) *cli.Command {
 		Name:      "verify",
 		Usage:     "check an archive: signature, every volume, every blob's digest and size, nothing missing",
 		ArgsUsage: "VOLUME...",
-		Description: "Reads every volume given once from start to end. Reports a bad signature, a tampered or\n" +
-			"truncated volume, a blob whose digest or size is wrong, an unsafe tar entry, a manifest whose\n" +
-			"references are absent, and any volume that is missing, by number.\n\n" + exitCodesHelp,
+		Description: "Checks the signature, then each volume's sealed index, then reads every entry the index\n" +
+			"names, as ingest would. Reports a bad signature, a tampered or truncated volume, anything a\n" +
+			"volume holds that its index does not account for, a blob whose digest or size is wrong, a\n" +
+			"manifest whose references are absent, and any volume that is missing, by number.\n\n" + exitCodesHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "key", Usage: "public key (PEM) the archive must be signed with", Required: true, Destination: &f.key},
 			outputFlag(&f.output),
