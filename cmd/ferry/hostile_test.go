@@ -23,6 +23,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/ferrytool/ferry/archive"
+	"github.com/ferrytool/ferry/internal/digestio"
+	"github.com/ferrytool/ferry/internal/testbed"
 	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/verify"
 )
@@ -417,9 +419,23 @@ func (n noiseBlob) OpenBlob(context.Context, manifest.Blob) (io.ReadCloser, erro
 	return io.NopCloser(n.reader()), nil
 }
 
-// TestVerifyStopsOnInterrupt checks that Ctrl-C stops verify within a
-// second while it is in the middle of a large frame.
-func TestVerifyStopsOnInterrupt(t *testing.T) {
+// mixedSource serves one large generated blob and small ones from memory.
+type mixedSource struct {
+	small     fxSource
+	big       noiseBlob
+	bigDigest string
+}
+
+func (m mixedSource) OpenBlob(ctx context.Context, b manifest.Blob) (io.ReadCloser, error) {
+	if b.Digest == m.bigDigest {
+		return m.big.OpenBlob(ctx, b)
+	}
+	return m.small.OpenBlob(ctx, b)
+}
+
+// TestStopsOnInterrupt checks that Ctrl-C stops verify and ingest within a
+// second while they are in the middle of a large frame.
+func TestStopsOnInterrupt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes a 256 MiB volume")
 	}
@@ -437,14 +453,37 @@ func TestVerifyStopsOnInterrupt(t *testing.T) {
 	h := sha256.New()
 	io.Copy(h, blob.reader())
 	d := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	layer := manifest.Blob{Digest: d, Size: blob.size, MediaType: "application/vnd.oci.image.layer.v1.tar+gzip"}
+	cfgData := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	cfg := manifest.Blob{Digest: digestio.FromBytes(cfgData), Size: int64(len(cfgData)), MediaType: "application/vnd.oci.image.config.v1+json"}
+	manData, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": manifest.MediaTypeOCIManifest,
+		"config": map[string]any{"mediaType": cfg.MediaType, "digest": cfg.Digest, "size": cfg.Size},
+		"layers": []any{map[string]any{"mediaType": layer.MediaType, "digest": layer.Digest, "size": layer.Size}}})
+	man := manifest.Blob{Digest: digestio.FromBytes(manData), Size: int64(len(manData)), MediaType: manifest.MediaTypeOCIManifest}
 	bom := manifest.NewBOM("interrupt", time.Now())
-	bom.Blobs = []manifest.Blob{{Digest: d, Size: blob.size, MediaType: "application/vnd.oci.image.layer.v1.tar+gzip"}}
-	bom.Artifacts = []manifest.Artifact{{Kind: manifest.KindPack, Name: "big", Digest: d, Size: blob.size, Blobs: []string{d}, Dest: manifest.Destination{Repository: "packs/big", Tag: "1"}}}
-	res, err := archive.Write(context.Background(), bom, blob, archive.WriteOptions{Dir: dir, Name: "big", Signer: signer})
+	bom.Blobs = []manifest.Blob{layer, cfg, man}
+	bom.Artifacts = []manifest.Artifact{{Kind: manifest.KindImage, Name: "big", Digest: man.Digest, Size: man.Size, MediaType: man.MediaType,
+		Blobs: []string{man.Digest, cfg.Digest, layer.Digest}, Dest: manifest.Destination{Repository: "images/big", Tag: "1"}}}
+	src := fxSource{cfg.Digest: {data: cfgData}, man.Digest: {data: manData}}
+	res, err := archive.Write(context.Background(), bom, mixedSource{small: src, big: blob, bigDigest: d}, archive.WriteOptions{Dir: dir, Name: "big", Signer: signer})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "verify", "--quiet", "--key", pub, res.Volumes[0].Path)
+	reg := testbed.StartSourceRegistry(t)
+	state := t.TempDir()
+	// ingest starts later into its reading: it opens the journal and
+	// connects first.
+	interruptWithin(t, bin, 250*time.Millisecond, time.Second, "verify", "--quiet", "--key", pub, res.Volumes[0].Path)
+	interruptWithin(t, bin, time.Second, time.Second, "ingest", "--quiet", "--plain-http", "--registry", reg.Host+"/interrupt", "--key", pub,
+		"--journal", filepath.Join(state, "journal.db"), "--work-dir", filepath.Join(state, "work"), res.Volumes[0].Path)
+}
+
+// interruptWithin starts ferry, interrupts it after busy and checks that it
+// stops within limit, having handled the interrupt (an exit code, not death
+// by the signal) and not claiming success.
+func interruptWithin(t *testing.T, bin string, busy, limit time.Duration, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -454,19 +493,19 @@ func TestVerifyStopsOnInterrupt(t *testing.T) {
 	go func() { cmd.Wait(); close(done) }()
 	select {
 	case <-done:
-		t.Fatalf("verify finished before it could be interrupted:\n%s", out.String())
-	case <-time.After(250 * time.Millisecond):
+		t.Fatalf("%s finished before it could be interrupted:\n%s", args[0], out.String())
+	case <-time.After(busy):
 	}
 	cmd.Process.Signal(os.Interrupt)
 	start := time.Now()
 	select {
 	case <-done:
-		t.Logf("verify stopped %s after the interrupt, exit %d", time.Since(start).Round(time.Millisecond), cmd.ProcessState.ExitCode())
-		if cmd.ProcessState.ExitCode() == ExitOK {
-			t.Errorf("an interrupted verify exited 0")
+		t.Logf("%s stopped %s after the interrupt, exit %d", args[0], time.Since(start).Round(time.Millisecond), cmd.ProcessState.ExitCode())
+		if code := cmd.ProcessState.ExitCode(); code <= ExitOK {
+			t.Errorf("an interrupted %s exited with %d (-1: killed by the signal)\n%s", args[0], code, out.String())
 		}
-	case <-time.After(time.Second):
+	case <-time.After(limit):
 		cmd.Process.Kill()
-		t.Fatalf("verify still running a second after the interrupt")
+		t.Fatalf("%s still running %s after the interrupt\n%s", args[0], limit, out.String())
 	}
 }
