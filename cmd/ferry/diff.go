@@ -13,7 +13,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferrytool/ferry/archive"
-	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/verify"
 )
@@ -132,23 +131,12 @@ func (f *diffFlags) load(ctx context.Context, path string) (*loadedSide, error) 
 // readArchiveBOM reads the bill of materials at the head of one volume and
 // returns it, and its digest, once its signature checks.
 func readArchiveBOM(ctx context.Context, path string, v *verify.Verifier) (*manifest.BOM, string, error) {
-	vol, file, err := archive.OpenVolumeFile(ctx, path, "")
+	set, err := archive.OpenSet(ctx, []string{path}, archive.SetOptions{Verifier: v})
 	if err != nil {
-		return nil, "", withCode(ExitVerify, err)
+		return nil, "", archiveExit(fmt.Errorf("bill of materials in %s: %w", path, err))
 	}
-	defer file.Close()
-	data, sig, err := vol.ReadBOM(ctx)
-	if err != nil {
-		return nil, "", withCode(ExitVerify, err)
-	}
-	if err := v.VerifyBOM(ctx, data, sig); err != nil {
-		return nil, "", withCode(ExitVerify, fmt.Errorf("bill of materials in %s: %w", path, err))
-	}
-	bom, err := manifest.ParseBOM(data)
-	if err != nil {
-		return nil, "", withCode(ExitVerify, fmt.Errorf("bill of materials in %s: %w", path, err))
-	}
-	return bom, digestio.FromBytes(data), nil
+	defer set.Close()
+	return set.BOM(), set.BOMDigest(), nil
 }
 
 // sniffFile tells an archive volume from a receipt by the name of the first
