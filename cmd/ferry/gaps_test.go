@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/internal/testbed"
 	"github.com/ferrytool/ferry/manifest"
 )
@@ -85,15 +83,8 @@ func TestCollectAnnotationImagesAreHints(t *testing.T) {
 	r := mustFerry(t, append([]string{"collect", "--key", filepath.Join(dir, "k.key"), "-o", filepath.Join(out, "clearml"), "--report", filepath.Join(dir, "report.json")}, chart...)...)
 	vols, _ := filepath.Glob(filepath.Join(out, "clearml.tar.zst*"))
 	// The signed bill of materials, as the archive holds it.
-	vol, file, err := archive.OpenVolumeFile(context.Background(), vols[0], t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer file.Close()
-	data, _, err := vol.ReadBOM(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := openSetForTest(t, filepath.Join(dir, "k.pub"), vols[0])
+	data, _ := set.SignedBOM()
 	var bom manifest.BOM
 	if err := json.Unmarshal(data, &bom); err != nil {
 		t.Fatal(err)
