@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -159,23 +160,34 @@ func OpenSet(ctx context.Context, paths []string, opts SetOptions) (*Set, error)
 // cmpErr keeps the first error, preferring a signature failure, which says
 // the most about what is wrong.
 func cmpErr(first, err error) error {
-	if first == nil {
+	if first == nil || (errors.Is(err, ErrSignature) && !errors.Is(first, ErrSignature)) {
 		return err
 	}
 	return first
 }
 
+// unreadableError is a volume file that cannot be opened or read: it counts
+// as a missing volume, and its text is the file system's own.
+type unreadableError struct {
+	path string
+	err  error
+}
+
+func (e *unreadableError) Error() string        { return e.err.Error() }
+func (e *unreadableError) Unwrap() error        { return e.err }
+func (e *unreadableError) Is(target error) bool { return target == ErrNotFound }
+
 func (s *Set) openFile(path string) *setVolume {
 	v := &setVolume{SetVolume: SetVolume{Path: path}}
 	f, err := os.Open(path)
 	if err != nil {
-		v.Err = fmt.Errorf("%w: %s cannot be read: %w", ErrNotFound, path, err)
+		v.Err = &unreadableError{path: path, err: err}
 		return v
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		v.Err = fmt.Errorf("%w: %s: %v", ErrNotFound, path, err)
+		v.Err = &unreadableError{path: path, err: fmt.Errorf("%s: %w", path, err)}
 		return v
 	}
 	if !st.Mode().IsRegular() {

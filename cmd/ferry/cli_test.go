@@ -135,9 +135,9 @@ func TestFlagsAnywhere(t *testing.T) {
 			{"verify", v1, v2, "-q", "--key=" + pub},
 		}},
 		{"inspect", [][]string{
-			{"inspect", "-o", "json", v1, v2},
-			{"inspect", v1, "-o", "json", v2},
-			{"inspect", v1, v2, "--output", "json"},
+			{"inspect", "-o", "json", "--key", pub, v1, v2},
+			{"inspect", v1, "-o", "json", v2, "--key", pub},
+			{"inspect", v1, v2, "--key=" + pub, "--output", "json"},
 		}},
 		{"ingest", [][]string{
 			{"ingest", "--registry", "127.0.0.1:1/base", "--key", pub, "--journal", journal, "-q", v1, v2},
@@ -177,8 +177,8 @@ func TestFlagsAnywhere(t *testing.T) {
 		}},
 		// After --, an argument that looks like a flag is an argument.
 		{"double-dash", [][]string{
-			{"inspect", "-o", "json", "--", "-volume"},
-			{"inspect", "--", "-volume"},
+			{"inspect", "-o", "json", "--key", pub, "--", "-volume"},
+			{"inspect", "--key", pub, "--", "-volume"},
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -239,13 +239,14 @@ func TestUsageExitCodes(t *testing.T) {
 		{"missing flag", []string{"sync", "--image", "x"}, "--dest-registry"},
 		{"missing flag", []string{"cluster", "apply"}, "--project-namespace"},
 		{"missing argument", []string{"verify", "--key", pub}, "volume"},
-		{"missing argument", []string{"inspect"}, "volume"},
+		{"missing flag", []string{"inspect", vol}, "--key"},
+		{"missing argument", []string{"inspect", "--key", pub}, "volume"},
 		{"missing argument", []string{"ingest", "--registry", "h:5000/b", "--key", pub}, "volume"},
 		{"missing argument", []string{"collect"}, "nothing to collect"},
 		{"missing argument", []string{"completion"}, "bash, zsh or fish"},
 		{"malformed value", []string{"collect", "--image", "x", "--jobs", "many"}, "many"},
 		{"malformed value", []string{"collect", "--plan", "--image", "x", "--volume-size", "big"}, "--volume-size"},
-		{"malformed value", []string{"inspect", vol, "-o", "yaml"}, "yaml"},
+		{"malformed value", []string{"inspect", vol, "--key", pub, "-o", "yaml"}, "yaml"},
 		{"malformed value", []string{"ingest", vol, "--lock-timeout", "soon"}, "soon"},
 		{"malformed value", []string{"cluster", "apply", "--wait-timeout", "soon"}, "soon"},
 		{"malformed value", []string{"cluster", "validate", "-o", "yaml", "--project-namespace", "p"}, "yaml"},
