@@ -476,6 +476,11 @@ func packImages(values []byte, where string) (refs []FoundImage, warnings []stri
 	if len(values) == 0 {
 		return nil, nil
 	}
+	// Callers refuse values that decode past the limit before they get
+	// here; this keeps any other caller bounded too.
+	if _, err := manifest.YAMLDecodedSize(values, manifest.MaxYAMLDecodedSize); errors.Is(err, manifest.ErrYAMLTooLarge) {
+		return nil, []string{fmt.Sprintf("%s: values decode to more than %d bytes, aliases expanded (MaxYAMLDecodedSize); not read", where, manifest.MaxYAMLDecodedSize)}
+	}
 	var doc map[string]any
 	if err := yaml.Unmarshal(values, &doc); err != nil {
 		return nil, []string{fmt.Sprintf("%s: values do not parse: %v", where, err)}
