@@ -507,3 +507,17 @@ func FuzzReadBundle(f *testing.F) {
 		b.ProfileBundles()
 	})
 }
+
+// FuzzYAMLDecodedSize feeds arbitrary YAML to the alias counter: it must
+// never panic or loop, and a size it accepts is within the limit.
+func FuzzYAMLDecodedSize(f *testing.F) {
+	f.Add([]byte("a: &x [1, 2]\nb: *x\n---\nc: d\n"), int64(1<<10))
+	f.Add([]byte(aliasBomb(10, 4)), int64(1<<12))
+	f.Add([]byte("a: &x [*x]\n"), int64(1<<10))
+	f.Fuzz(func(t *testing.T, data []byte, limit int64) {
+		size, err := YAMLDecodedSize(data, limit)
+		if err == nil && size > limit {
+			t.Fatalf("size %d accepted over the limit %d", size, limit)
+		}
+	})
+}
