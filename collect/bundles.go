@@ -2,6 +2,7 @@ package collect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -50,6 +51,17 @@ func (p *planner) readBundle(ctx context.Context, bs manifest.BundleSpec) (*bund
 	}
 	if _, err := io.Copy(io.Discard, tee); err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", file, err)
+	}
+	// Pack values inside a ClusterProfile are YAML in a string, which the
+	// bundle's own limits count as text only; their aliases are counted here,
+	// before anything parses them.
+	for _, cp := range b.ClusterProfiles() {
+		for _, pr := range cp.Packs {
+			if _, err := manifest.YAMLDecodedSize([]byte(pr.Values), manifest.MaxYAMLDecodedSize); errors.Is(err, manifest.ErrYAMLTooLarge) {
+				return nil, fmt.Errorf("bundle %s: %w: %s: pack %s %s: values decode to more than %d bytes, aliases expanded (MaxYAMLDecodedSize)",
+					file, manifest.ErrInvalidBundle, cp.Object, pr.Name, pr.Version, manifest.MaxYAMLDecodedSize)
+			}
+		}
 	}
 	for _, u := range b.Unparsed {
 		err := fmt.Errorf("%w: bundle %s: %v", ErrBundleDocument, file, u)

@@ -33,12 +33,35 @@ type PackVerifier interface {
 	KeyID() string
 }
 
-// Limits on pack files read into memory.
+// Limits on a pack tarball and what of it is read into memory. Each error
+// that reports one names it.
 const (
 	maxPackSignature = 64 << 10
-	maxPackYAML      = 8 << 20
-	maxPackChart     = 64 << 20
+	// MaxPackYAMLSize caps pack.json and values.yaml, each.
+	MaxPackYAMLSize = 8 << 20
+	// MaxPackChartSize caps one chart archive under charts/.
+	MaxPackChartSize = 64 << 20
+	// MaxPackEntries caps the entries of a pack tarball, of any type.
+	MaxPackEntries = 10000
+	// MaxPackSize caps all entries of a pack tarball together, once
+	// uncompressed, counting those ferry skips.
+	MaxPackSize = 1 << 30
+	// MaxPackHeldSize caps what of one pack tarball is held in memory at
+	// once: pack.json, values.yaml and its charts together.
+	MaxPackHeldSize = 256 << 20
 )
+
+// packLimits are the limits readPackTarball applies; tests lower them.
+type packLimits struct {
+	entries          int
+	size, held       int64
+	yamlSize, charts int64
+}
+
+var defaultPackLimits = packLimits{
+	entries: MaxPackEntries, size: MaxPackSize, held: MaxPackHeldSize,
+	yamlSize: MaxPackYAMLSize, charts: MaxPackChartSize,
+}
 
 // pack is one pack of the spec, resolved.
 type pack struct {
@@ -222,10 +245,16 @@ func (p *planner) tarballPack(ctx context.Context, ps manifest.PackSpec) (*pack,
 	if err != nil {
 		return nil, nil, err
 	}
-	content, err := readPackTarball(rc)
+	content, err := readPackTarball(ctx, rc, defaultPackLimits)
 	rc.Close()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: pack %s: %v", ErrPack, file, err)
+	}
+	if _, err := manifest.YAMLDecodedSize(content.values, manifest.MaxYAMLDecodedSize); err != nil {
+		if errors.Is(err, manifest.ErrYAMLTooLarge) {
+			return nil, nil, fmt.Errorf("%w: pack %s: values.yaml decodes to more than %d bytes, aliases expanded (MaxYAMLDecodedSize)", ErrPack, file, manifest.MaxYAMLDecodedSize)
+		}
+		// A values file that does not parse is reported where it is read.
 	}
 	var meta struct {
 		Name    string `json:"name"`
@@ -272,24 +301,42 @@ func (p *planner) tarballPack(ctx context.Context, ps manifest.PackSpec) (*pack,
 }
 
 // readPackTarball finds pack.json, values.yaml and charts/*.tgz in a pack
-// tarball, at its top or in its one top folder.
-func readPackTarball(r io.Reader) (*packContent, error) {
+// tarball, at its top or in its one top folder. Entries are counted and
+// their sizes summed as they go by, so a tarball of many small entries, or
+// of entries that each pass but together do not, stops at a limit.
+func readPackTarball(ctx context.Context, r io.Reader, lim packLimits) (*packContent, error) {
 	zr, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("not a gzip'd tar: %v", err)
 	}
 	defer zr.Close()
-	tr := tar.NewReader(zr)
+	// The cap counts headers and skipped content too: the declared sizes
+	// below stop an honest header early, this stops everything else.
+	capped := &packCap{r: ctxReader{ctx: ctx, r: zr}, left: lim.size + 1}
+	tr := tar.NewReader(capped)
 	packJSON := map[string][]byte{} // by folder
 	values := map[string][]byte{}
 	charts := map[string][]byte{} // by path
-	for {
+	var declared, held int64
+	for entries := 0; ; entries++ {
 		h, err := tr.Next()
+		if capped.left <= 0 {
+			return nil, fmt.Errorf("more than %d bytes once uncompressed (MaxPackSize)", lim.size)
+		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return nil, err
+		}
+		if entries >= lim.entries {
+			return nil, fmt.Errorf("more than %d entries (MaxPackEntries) at %q", lim.entries, h.Name)
+		}
+		if h.Size > 0 {
+			declared += h.Size
+		}
+		if declared > lim.size {
+			return nil, fmt.Errorf("entries up to %q add up to %d bytes, more than %d (MaxPackSize)", h.Name, declared, lim.size)
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue
@@ -300,20 +347,32 @@ func readPackTarball(r io.Reader) (*packContent, error) {
 		}
 		dir, base := path.Split(n)
 		depth := strings.Count(dir, "/")
+		var into map[string][]byte
+		key, limit, limitName := dir, lim.yamlSize, "MaxPackYAMLSize"
 		switch {
 		case base == "pack.json" && depth <= 1:
-			if packJSON[dir], err = readEntry(tr, h, maxPackYAML); err != nil {
-				return nil, err
-			}
+			into = packJSON
 		case base == "values.yaml" && depth <= 1:
-			if values[dir], err = readEntry(tr, h, maxPackYAML); err != nil {
-				return nil, err
-			}
+			into = values
 		case strings.HasSuffix(dir, "charts/") && depth <= 2 && (strings.HasSuffix(base, ".tgz") || strings.HasSuffix(base, ".tar.gz")):
-			if charts[n], err = readEntry(tr, h, maxPackChart); err != nil {
-				return nil, err
-			}
+			into, key, limit, limitName = charts, n, lim.charts, "MaxPackChartSize"
+		default:
+			continue
 		}
+		if h.Size > limit {
+			return nil, fmt.Errorf("%s is %d bytes, over the %d byte limit (%s)", h.Name, h.Size, limit, limitName)
+		}
+		if held += h.Size; held > lim.held {
+			return nil, fmt.Errorf("%s brings what is read into memory to %d bytes, over the %d byte limit (MaxPackHeldSize)", h.Name, held, lim.held)
+		}
+		data, err := io.ReadAll(io.LimitReader(tr, h.Size))
+		if err != nil {
+			if capped.left <= 0 {
+				return nil, fmt.Errorf("more than %d bytes once uncompressed (MaxPackSize)", lim.size)
+			}
+			return nil, fmt.Errorf("%s: %w", h.Name, err)
+		}
+		into[key] = data
 	}
 	if len(packJSON) != 1 {
 		return nil, fmt.Errorf("want one pack.json at the top or in one top folder, found %d", len(packJSON))
@@ -330,11 +389,23 @@ func readPackTarball(r io.Reader) (*packContent, error) {
 	return c, nil
 }
 
-func readEntry(tr *tar.Reader, h *tar.Header, limit int64) ([]byte, error) {
-	if h.Size > limit {
-		return nil, fmt.Errorf("%s is %d bytes, over the %d byte limit", h.Name, h.Size, limit)
+// packCap reads until left runs out, then reports EOF; readPackTarball
+// tells that from a real end by left.
+type packCap struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *packCap) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, io.ErrUnexpectedEOF
 	}
-	return io.ReadAll(io.LimitReader(tr, limit))
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // packFolder packs a pack folder into a reproducible tar.gz in the cache:
@@ -404,6 +475,11 @@ func (p *planner) packFolder(ctx context.Context, dir string) (manifest.Blob, er
 func packImages(values []byte, where string) (refs []FoundImage, warnings []string) {
 	if len(values) == 0 {
 		return nil, nil
+	}
+	// Callers refuse values that decode past the limit before they get
+	// here; this keeps any other caller bounded too.
+	if _, err := manifest.YAMLDecodedSize(values, manifest.MaxYAMLDecodedSize); errors.Is(err, manifest.ErrYAMLTooLarge) {
+		return nil, []string{fmt.Sprintf("%s: values decode to more than %d bytes, aliases expanded (MaxYAMLDecodedSize); not read", where, manifest.MaxYAMLDecodedSize)}
 	}
 	var doc map[string]any
 	if err := yaml.Unmarshal(values, &doc); err != nil {

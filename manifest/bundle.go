@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/yaml"
 )
@@ -22,13 +23,23 @@ import (
 // device.
 var ErrInvalidBundle = errors.New("invalid profile bundle")
 
-// Default limits of [ReadBundle]. A Profile Bundle is a handful of YAML files;
-// the limits only stop a hostile or broken archive from exhausting memory.
+// Limits of [ReadBundle]. A Profile Bundle is a handful of YAML files; the
+// limits only stop a hostile or broken archive from exhausting memory or
+// time. Each error that reports one names it.
 const (
-	DefaultBundleMaxFileSize  = 8 << 20   // one YAML file held in memory
-	DefaultBundleMaxTotalSize = 512 << 20 // every entry, uncompressed
-	DefaultBundleMaxEntries   = 10000
-	DefaultBundleMaxDocuments = 10000
+	// MaxBundleFileSize caps one YAML file held in memory.
+	MaxBundleFileSize = 8 << 20
+	// MaxBundleSize caps every entry together, uncompressed, including
+	// files that are not YAML and are skipped.
+	MaxBundleSize = 512 << 20
+	// MaxBundleEntries caps the number of tar entries.
+	MaxBundleEntries = 10000
+	// MaxBundleDocuments caps the YAML documents over all files.
+	MaxBundleDocuments = 10000
+	// MaxBundleDecodedSize caps what the YAML of a bundle decodes to, over
+	// all files, counting every alias as a copy of what it names: a few
+	// kilobytes of anchors and aliases can otherwise stand for gigabytes.
+	MaxBundleDecodedSize = 64 << 20
 )
 
 // BundleLimits caps what [ReadBundleLimits] reads. A zero field takes the
@@ -43,20 +54,26 @@ type BundleLimits struct {
 	MaxEntries int
 	// MaxDocuments caps the number of YAML documents over all files.
 	MaxDocuments int
+	// MaxDecodedSize caps the decoded size of all YAML documents, aliases
+	// expanded (see [YAMLDecodedSize]).
+	MaxDecodedSize int64
 }
 
 func (l BundleLimits) withDefaults() BundleLimits {
 	if l.MaxFileSize <= 0 {
-		l.MaxFileSize = DefaultBundleMaxFileSize
+		l.MaxFileSize = MaxBundleFileSize
 	}
 	if l.MaxTotalSize <= 0 {
-		l.MaxTotalSize = DefaultBundleMaxTotalSize
+		l.MaxTotalSize = MaxBundleSize
 	}
 	if l.MaxEntries <= 0 {
-		l.MaxEntries = DefaultBundleMaxEntries
+		l.MaxEntries = MaxBundleEntries
 	}
 	if l.MaxDocuments <= 0 {
-		l.MaxDocuments = DefaultBundleMaxDocuments
+		l.MaxDocuments = MaxBundleDocuments
+	}
+	if l.MaxDecodedSize <= 0 {
+		l.MaxDecodedSize = MaxBundleDecodedSize
 	}
 	return l
 }
@@ -122,7 +139,7 @@ func ReadBundleLimits(r io.Reader, limits BundleLimits) (*Bundle, error) {
 
 	b := &Bundle{}
 	seen := map[string]bool{}
-	docs := 0
+	tally := &bundleTally{lim: lim}
 	for entries := 0; ; entries++ {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -135,7 +152,7 @@ func ReadBundleLimits(r io.Reader, limits BundleLimits) (*Bundle, error) {
 			return nil, fmt.Errorf("%w: tar: %v", ErrInvalidBundle, err)
 		}
 		if entries >= lim.MaxEntries {
-			return nil, fmt.Errorf("%w: more than %d entries", ErrInvalidBundle, lim.MaxEntries)
+			return nil, fmt.Errorf("%w: more than %d entries (MaxBundleEntries) at %q", ErrInvalidBundle, lim.MaxEntries, hdr.Name)
 		}
 		name, err := bundleEntryName(hdr.Name)
 		if err != nil {
@@ -160,7 +177,7 @@ func ReadBundleLimits(r io.Reader, limits BundleLimits) (*Bundle, error) {
 			continue // tar.Reader skips the content, still through the cap
 		}
 		if hdr.Size > lim.MaxFileSize {
-			return nil, fmt.Errorf("%w: %s is %d bytes, more than the %d a YAML file may have", ErrInvalidBundle, name, hdr.Size, lim.MaxFileSize)
+			return nil, fmt.Errorf("%w: %s is %d bytes, more than the %d a YAML file may have (MaxBundleFileSize)", ErrInvalidBundle, name, hdr.Size, lim.MaxFileSize)
 		}
 		data, err := io.ReadAll(io.LimitReader(tr, lim.MaxFileSize+1))
 		if err != nil {
@@ -169,24 +186,40 @@ func ReadBundleLimits(r io.Reader, limits BundleLimits) (*Bundle, error) {
 			}
 			return nil, fmt.Errorf("%w: reading %s: %v", ErrInvalidBundle, name, err)
 		}
-		n, err := b.addYAML(name, data, lim.MaxDocuments-docs, lim.MaxDocuments)
-		docs += n
-		if err != nil {
+		if err := b.addYAML(name, data, tally); err != nil {
 			return nil, err
 		}
 	}
 	return b, nil
 }
 
-// addYAML parses every document of one file and returns how many there were.
-func (b *Bundle) addYAML(file string, data []byte, maxDocs, limit int) (int, error) {
+// bundleTally counts what the YAML files of one bundle add up to.
+type bundleTally struct {
+	lim     BundleLimits
+	docs    int
+	decoded int64
+}
+
+// addYAML parses every document of one file.
+func (b *Bundle) addYAML(file string, data []byte, tally *bundleTally) error {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
 	docs := splitYAMLDocuments(data)
-	if len(docs) > maxDocs {
-		return len(docs), fmt.Errorf("%w: %s brings the bundle past %d YAML documents", ErrInvalidBundle, file, limit)
+	tally.docs += len(docs)
+	if tally.docs > tally.lim.MaxDocuments {
+		return fmt.Errorf("%w: %s brings the bundle past %d YAML documents (MaxBundleDocuments)", ErrInvalidBundle, file, tally.lim.MaxDocuments)
 	}
 	for i, doc := range docs {
+		// Aliases are counted before anything is expanded.
+		size, err := YAMLDecodedSize(doc, tally.lim.MaxDecodedSize-tally.decoded)
+		if errors.Is(err, ErrYAMLTooLarge) {
+			return fmt.Errorf("%w: %s: document %d brings the bundle past %d decoded bytes (MaxBundleDecodedSize)", ErrInvalidBundle, file, i, tally.lim.MaxDecodedSize)
+		}
+		if err != nil {
+			b.Unparsed = append(b.Unparsed, DocumentError{File: file, Doc: i, Err: err})
+			continue
+		}
+		tally.decoded += size
 		v, err := decodeYAMLDocument(doc)
 		if err != nil {
 			b.Unparsed = append(b.Unparsed, DocumentError{File: file, Doc: i, Err: err})
@@ -214,7 +247,7 @@ func (b *Bundle) addYAML(file string, data []byte, maxDocs, limit int) (int, err
 		}
 		b.Objects = append(b.Objects, &Object{File: file, Doc: i, Content: m})
 	}
-	return len(docs), nil
+	return nil
 }
 
 // decodeYAMLDocument turns one YAML document into JSON-typed values: maps,
@@ -339,7 +372,7 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 		if n, _ := c.r.Read(one[:]); n == 0 {
 			return 0, io.EOF
 		}
-		return 0, fmt.Errorf("%w: more than %d bytes once uncompressed", ErrInvalidBundle, c.limit)
+		return 0, fmt.Errorf("%w: more than %d bytes once uncompressed (MaxBundleSize)", ErrInvalidBundle, c.limit)
 	}
 	if int64(len(p)) > c.left {
 		p = p[:c.left]
@@ -519,4 +552,85 @@ func (p Path) Set(obj map[string]any, v any) error {
 		}
 	}
 	return nil
+}
+
+// ErrYAMLTooLarge is returned by [YAMLDecodedSize] for YAML that decodes to
+// more than the limit it was given.
+var ErrYAMLTooLarge = errors.New("YAML decodes to more than its limit")
+
+// MaxYAMLDecodedSize caps what one YAML file outside a bundle (a pack's
+// values, say) may decode to, aliases expanded; see [YAMLDecodedSize].
+const MaxYAMLDecodedSize = 64 << 20
+
+// yamlNodeCost is what one decoded node is counted as beyond its text: a map
+// entry or list element costs memory even when it holds nothing.
+const yamlNodeCost = 16
+
+// YAMLDecodedSize returns roughly how many bytes the YAML stream data decodes
+// to: the text of every scalar and key plus a little per node, each alias
+// counted as a full copy of the node it names, which is what decoding into
+// maps and lists makes of it. The stream is parsed into nodes once (aliases
+// stay pointers, so memory follows the input) and each anchored node is
+// sized once. More than limit gives [ErrYAMLTooLarge] as soon as it is known;
+// YAML that does not parse gives the parser's error.
+func YAMLDecodedSize(data []byte, limit int64) (int64, error) {
+	dec := yamlv3.NewDecoder(bytes.NewReader(data))
+	var total int64
+	for {
+		var n yamlv3.Node
+		err := dec.Decode(&n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		s := &yamlSizer{limit: limit - total, sizes: map[*yamlv3.Node]int64{}}
+		size, err := s.size(&n)
+		if err != nil {
+			return total, err
+		}
+		total += size
+		if total > limit {
+			return total, ErrYAMLTooLarge
+		}
+	}
+}
+
+type yamlSizer struct {
+	limit int64
+	sizes map[*yamlv3.Node]int64 // anchored nodes sized so far; -1 while being sized
+}
+
+func (s *yamlSizer) size(n *yamlv3.Node) (int64, error) {
+	if n == nil {
+		return 0, nil
+	}
+	if n.Kind == yamlv3.AliasNode {
+		return s.size(n.Alias)
+	}
+	if n.Anchor != "" {
+		switch v, ok := s.sizes[n]; {
+		case ok && v < 0:
+			return 0, fmt.Errorf("line %d: anchor %q holds an alias to itself", n.Line, n.Anchor)
+		case ok:
+			return v, nil
+		}
+		s.sizes[n] = -1
+	}
+	total := int64(yamlNodeCost + len(n.Value))
+	for _, c := range n.Content {
+		cs, err := s.size(c)
+		if err != nil {
+			return 0, err
+		}
+		total += cs
+		if total > s.limit {
+			return total, ErrYAMLTooLarge
+		}
+	}
+	if n.Anchor != "" {
+		s.sizes[n] = total
+	}
+	return total, nil
 }

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -374,10 +376,13 @@ func TestReadBundleRejects(t *testing.T) {
 		{"block device", []tarFile{{name: "b/sda", typeflag: tar.TypeBlock}}, BundleLimits{}, "block device"},
 		{"fifo", []tarFile{{name: "b/pipe", typeflag: tar.TypeFifo}}, BundleLimits{}, "named pipe"},
 		{"duplicate", []tarFile{ok, ok}, BundleLimits{}, "appears twice"},
-		{"file too big", []tarFile{{name: "big.yaml", body: strings.Repeat("# x\n", 100)}}, BundleLimits{MaxFileSize: 100}, "more than the 100"},
-		{"total too big", []tarFile{ok, {name: "blob.bin", body: strings.Repeat("x", 100000)}}, BundleLimits{MaxTotalSize: 50000}, "more than 50000 bytes"},
-		{"too many entries", []tarFile{ok, {name: "a"}, {name: "b"}}, BundleLimits{MaxEntries: 2}, "more than 2 entries"},
-		{"too many documents", []tarFile{{name: "d.yaml", body: "kind: A\n---\nkind: B\n---\nkind: C\n"}}, BundleLimits{MaxDocuments: 2}, "past 2 YAML documents"},
+		{"file too big", []tarFile{{name: "big.yaml", body: strings.Repeat("# x\n", 100)}}, BundleLimits{MaxFileSize: 100}, "more than the 100 a YAML file may have (MaxBundleFileSize)"},
+		{"total too big", []tarFile{ok, {name: "blob.bin", body: strings.Repeat("x", 100000)}}, BundleLimits{MaxTotalSize: 50000}, "more than 50000 bytes once uncompressed (MaxBundleSize)"},
+		{"too many entries", []tarFile{ok, {name: "a"}, {name: "b"}}, BundleLimits{MaxEntries: 2}, `more than 2 entries (MaxBundleEntries) at "b"`},
+		{"too many documents", []tarFile{{name: "d.yaml", body: "kind: A\n---\nkind: B\n---\nkind: C\n"}}, BundleLimits{MaxDocuments: 2}, "d.yaml brings the bundle past 2 YAML documents (MaxBundleDocuments)"},
+		{"documents over files", []tarFile{{name: "a.yaml", body: "kind: A\n---\nkind: B\n"}, {name: "c.yaml", body: "kind: C\n"}}, BundleLimits{MaxDocuments: 2}, "c.yaml brings the bundle past 2 YAML documents (MaxBundleDocuments)"},
+		{"decoded over files", []tarFile{{name: "a.yaml", body: "kind: A\nx: " + strings.Repeat("y", 600) + "\n"}, {name: "c.yaml", body: "kind: C\nx: " + strings.Repeat("y", 600) + "\n"}}, BundleLimits{MaxDecodedSize: 1000}, "c.yaml: document 0 brings the bundle past 1000 decoded bytes (MaxBundleDecodedSize)"},
+		{"alias bomb", []tarFile{{name: "bomb.yaml", body: aliasBomb(1<<20, 3)}}, BundleLimits{}, "bomb.yaml: document 0 brings the bundle past 67108864 decoded bytes (MaxBundleDecodedSize)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -398,6 +403,51 @@ func TestReadBundleRejects(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// aliasBomb is a YAML document of a few kilobytes more than text bytes of
+// its own that decodes to text*10^levels bytes: every level lists the
+// previous one ten times by alias.
+func aliasBomb(text, levels int) string {
+	var b strings.Builder
+	b.WriteString("kind: Bomb\na0: &a0 \"" + strings.Repeat("x", text) + "\"\n")
+	// Plain nodes keep the alias ratio under what the YAML decoder refuses
+	// on its own.
+	b.WriteString("pad: [" + strings.Repeat("1, ", 50) + "1]\n")
+	for i := 1; i <= levels; i++ {
+		fmt.Fprintf(&b, "a%d: &a%d [%s*a%d]\n", i, i, strings.Repeat(fmt.Sprintf("*a%d, ", i-1), 9), i-1)
+	}
+	return b.String()
+}
+
+// An alias bomb is refused before it is expanded: reading it costs about
+// what the file itself does, not the gigabyte it stands for.
+func TestReadBundleAliasBombMemory(t *testing.T) {
+	data := makeTar(t, true, tarFile{name: "b/bomb.yaml", body: aliasBomb(4<<20, 3)})
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := ReadBundle(bytes.NewReader(data))
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrInvalidBundle) || !strings.Contains(err.Error(), "MaxBundleDecodedSize") {
+		t.Fatalf("err = %v, want the decoded size limit", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Errorf("reading a %d byte bomb allocated %d MiB", len(data), got>>20)
+	}
+}
+
+func TestYAMLDecodedSize(t *testing.T) {
+	small, err := YAMLDecodedSize([]byte("a: &x [1, 2]\nb: *x\n---\nc: d\n"), 1<<20)
+	if err != nil || small <= 0 {
+		t.Fatalf("size = %d, %v", small, err)
+	}
+	if _, err := YAMLDecodedSize([]byte(aliasBomb(1000, 6)), 1<<20); !errors.Is(err, ErrYAMLTooLarge) {
+		t.Fatalf("bomb: err = %v, want ErrYAMLTooLarge", err)
+	}
+	if _, err := YAMLDecodedSize([]byte("a: [unclosed\n"), 1<<20); err == nil || errors.Is(err, ErrYAMLTooLarge) {
+		t.Fatalf("broken YAML: err = %v", err)
+	}
 }
 
 func TestParseBundleFileName(t *testing.T) {
@@ -455,5 +505,19 @@ func FuzzReadBundle(f *testing.F) {
 		b.ClusterProfiles()
 		b.VariableSets()
 		b.ProfileBundles()
+	})
+}
+
+// FuzzYAMLDecodedSize feeds arbitrary YAML to the alias counter: it must
+// never panic or loop, and a size it accepts is within the limit.
+func FuzzYAMLDecodedSize(f *testing.F) {
+	f.Add([]byte("a: &x [1, 2]\nb: *x\n---\nc: d\n"), int64(1<<10))
+	f.Add([]byte(aliasBomb(10, 4)), int64(1<<12))
+	f.Add([]byte("a: &x [*x]\n"), int64(1<<10))
+	f.Fuzz(func(t *testing.T, data []byte, limit int64) {
+		size, err := YAMLDecodedSize(data, limit)
+		if err == nil && size > limit {
+			t.Fatalf("size %d accepted over the limit %d", size, limit)
+		}
 	})
 }
