@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,10 +15,11 @@ import (
 
 // The index database of a volume depends only on what it indexes: written
 // again, it has the same bytes, with the fixed page size whatever the
-// machine's, and it reads back as written.
+// machine's, and it reads back as written. The volume record is made too
+// large for bbolt to keep inline, so both buckets take pages of their own.
 func TestIndexDBBytesStable(t *testing.T) {
 	ix := &VolumeIndex{Meta: VolumeMeta{ArchiveID: "id", Volume: 2, BOMDigest: digestio.FromBytes([]byte("bom")),
-		Created: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Tool: "ferry test", HeadBytes: 100, EntriesBytes: 5000}}
+		Created: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Tool: "ferry test " + strings.Repeat("x", 2000), HeadBytes: 100, EntriesBytes: 5000}}
 	// Enough entries to fill several pages of the entries bucket.
 	for i := range 400 {
 		ix.Entries = append(ix.Entries, Entry{Digest: digestio.FromBytes([]byte(fmt.Sprint(i))), Path: fmt.Sprintf("blobs/%d", i), Offset: int64(i) * 10, Length: 10, Size: 20})
