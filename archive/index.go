@@ -78,9 +78,17 @@ type VolumeIndex struct {
 	Entries []Entry
 }
 
-// writeIndexDB creates a new index file at path.
+// indexPageSize is the index database's page size. bbolt defaults to the
+// operating system's, which differs between machines; a fixed one keeps
+// the bytes of an index the same wherever it is written.
+const indexPageSize = 4096
+
+// writeIndexDB creates a new index file at path. The bytes depend only on
+// ix: the page size is fixed, the entries go in in the order given, and
+// each bucket is written in a transaction of its own, because bbolt lays
+// out the buckets of one transaction in map order.
 func writeIndexDB(path string, ix *VolumeIndex) (err error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, PageSize: indexPageSize})
 	if err != nil {
 		return fmt.Errorf("index %s: %w", path, err)
 	}
@@ -89,12 +97,8 @@ func writeIndexDB(path string, ix *VolumeIndex) (err error) {
 			err = cerr
 		}
 	}()
-	return db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucket(bucketMeta)
-		if err != nil {
-			return err
-		}
-		entries, err := tx.CreateBucket(bucketEntries)
 		if err != nil {
 			return err
 		}
@@ -102,7 +106,14 @@ func writeIndexDB(path string, ix *VolumeIndex) (err error) {
 		if err != nil {
 			return err
 		}
-		if err := meta.Put(keyVolume, data); err != nil {
+		return meta.Put(keyVolume, data)
+	})
+	if err != nil {
+		return fmt.Errorf("index %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		entries, err := tx.CreateBucket(bucketEntries)
+		if err != nil {
 			return err
 		}
 		for _, e := range ix.Entries {
@@ -116,6 +127,10 @@ func writeIndexDB(path string, ix *VolumeIndex) (err error) {
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("index %s: %w", path, err)
+	}
+	return nil
 }
 
 // readIndexDB reads an index whose bytes have been verified against their

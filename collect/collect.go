@@ -2,8 +2,6 @@ package collect
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -52,8 +50,14 @@ type Options struct {
 	Signer archive.Signer
 	// Tool names the ferry build in the archive and in user agents.
 	Tool string
-	// Now stamps the archive; nil means time.Now.
+	// Now is the clock of the cache's records, and stamps the archive when
+	// Created is zero; nil means time.Now.
 	Now func() time.Time
+	// Created is the archive's creation time, recorded in the bill of
+	// materials and every tar header. With the same Created, resolved
+	// content, key and ferry build, two collects write the same volumes,
+	// whatever their Jobs or machine; zero means Now().
+	Created time.Time
 	// Renderer renders charts for image discovery; nil means InProcess,
 	// which has no time or memory bound.
 	Renderer Renderer
@@ -215,8 +219,3 @@ func refuseExisting(dir, name string) error {
 	return archive.CheckOutput(dir, name)
 }
 
-func newArchiveID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}

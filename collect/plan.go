@@ -365,7 +365,11 @@ func reasonText(rs []manifest.Reason) string {
 // build assembles the bill of materials: artifacts sorted by kind and name,
 // every blob once, children before parents.
 func (p *planner) build(needs []PackNeed) (*Plan, error) {
-	bom := manifest.NewBOM(newArchiveID(), p.opts.Now())
+	created := p.opts.Created
+	if created.IsZero() {
+		created = p.opts.Now()
+	}
+	bom := manifest.NewBOM("", created)
 	bom.Tool = p.opts.Tool
 	sort.SliceStable(p.arts, func(i, j int) bool {
 		a, b := p.arts[i].artifact, p.arts[j].artifact
@@ -391,6 +395,13 @@ func (p *planner) build(needs []PackNeed) (*Plan, error) {
 		bom.Artifacts = append(bom.Artifacts, r.artifact)
 	}
 	bom.Gaps = p.gaps.list()
+	// The id comes from the content, so the same content collected twice
+	// at the same time gets the same id, and so the same volumes.
+	id, err := manifest.ContentArchiveID(bom)
+	if err != nil {
+		return nil, err
+	}
+	bom.ArchiveID = id
 	if err := bom.Validate(); err != nil {
 		return nil, err
 	}

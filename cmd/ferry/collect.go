@@ -57,6 +57,7 @@ type collectFlags struct {
 	renderTimeout     time.Duration
 	renderMemory      string
 	report            string
+	created           string
 }
 
 func collectCommand(env *environment) *cli.Command {
@@ -87,6 +88,7 @@ func collectCommand(env *environment) *cli.Command {
 			&cli.BoolFlag{Name: "plan", Usage: "only resolve: list every artifact with its reason, sizes and volumes; download no image layer", Destination: &f.plan},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &f.quiet},
 			&cli.StringFlag{Name: "report", Usage: "also write the outcome as JSON to `FILE`: artifacts, gaps, warnings, volumes", Destination: &f.report},
+			&cli.StringFlag{Name: "created", Usage: "creation `TIME` of the archive (RFC 3339); the same content, key and time give byte-identical volumes (default: " + sourceDateEpochEnv + " if set, else now)", Destination: &f.created},
 		),
 		Action: func(c *cli.Context) error { return runCollect(c, env, &f) },
 	}
@@ -284,8 +286,13 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 	if err != nil {
 		return usageErrorf("--volume-size: %v", err)
 	}
+	created, err := f.createdTime()
+	if err != nil {
+		return err
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	opts := collect.Options{
+		Created:    created,
 		Spec:       spec,
 		PlainHTTP:  f.plainHTTP,
 		Keychain:   authn.DefaultKeychain,
@@ -369,6 +376,30 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 	}
 	printGaps(env, res.BOM.Gaps)
 	return writeCollectReport(f.report, res.BOM, res.Warnings, res.Volumes)
+}
+
+// sourceDateEpochEnv is the reproducible-builds convention for a fixed
+// creation time: seconds since 1970 (UTC).
+const sourceDateEpochEnv = "SOURCE_DATE_EPOCH"
+
+// createdTime reads --created, else SOURCE_DATE_EPOCH; the zero time means
+// now.
+func (f *collectFlags) createdTime() (time.Time, error) {
+	if f.created != "" {
+		t, err := time.Parse(time.RFC3339, f.created)
+		if err != nil {
+			return time.Time{}, usageErrorf("--created %q: give an RFC 3339 time such as 2026-11-01T00:00:00Z", f.created)
+		}
+		return t.UTC(), nil
+	}
+	if v, ok := os.LookupEnv(sourceDateEpochEnv); ok && v != "" {
+		secs, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || secs < 0 {
+			return time.Time{}, usageErrorf("%s=%q: give whole seconds since 1970", sourceDateEpochEnv, v)
+		}
+		return time.Unix(secs, 0).UTC(), nil
+	}
+	return time.Time{}, nil
 }
 
 // collectProgress shows one bar per active download of 1 MiB or more, one
