@@ -110,7 +110,7 @@ func leftovers(dir, name string) ([]string, error) {
 				continue
 			}
 		}
-		return nil, fmt.Errorf("%w: %s (remove it or choose another --output)", ErrExists, p)
+		return nil, fmt.Errorf("%w: %s", ErrExists, p)
 	}
 	return matches, nil
 }

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -51,8 +52,10 @@ type DockerProbe struct {
 // rules are before anything real is pushed. repo is one the run pushes
 // into anyway, so the catalog gains no repository of its own.
 func probeDocker(ctx context.Context, reg *registry.Client, repo string) DockerProbe {
-	// The empty JSON object, the smallest config blob there is.
-	config := []byte("{}")
+	// A config no one else stores: the empty JSON object is also the OCI
+	// empty descriptor that referrers and artifacts share, and deleting it
+	// afterwards would take it from them.
+	config := []byte(fmt.Sprintf(`{"ferry.probe":%q}`, rand.Text()))
 	pr := DockerProbe{Repository: repo, Result: ProbeUnknown}
 	cfg := manifest.Blob{Digest: digestOf(config), Size: int64(len(config)), MediaType: manifest.MediaTypeDockerConfig}
 	job := registry.BlobPush{Repo: repo, Digest: cfg.Digest, Size: cfg.Size, Open: func(context.Context) (io.ReadCloser, error) {

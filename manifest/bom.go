@@ -198,6 +198,9 @@ func (b *BOM) Validate() error {
 	if b.APIVersion != BOMAPIVersion || b.Kind != KindBOM {
 		return fmt.Errorf("%w: apiVersion %q kind %q, want %q %q", ErrInvalidBOM, b.APIVersion, b.Kind, BOMAPIVersion, KindBOM)
 	}
+	if !safeArchiveID(b.ArchiveID) {
+		return fmt.Errorf("%w: archiveID %q: want 1 to 128 letters, digits, '.', '_' or '-', not . or ..", ErrInvalidBOM, b.ArchiveID)
+	}
 	if len(b.Artifacts) > MaxArtifacts {
 		return fmt.Errorf("%w: %d artifacts, over the limit of %d (MaxArtifacts)", ErrInvalidBOM, len(b.Artifacts), MaxArtifacts)
 	}
@@ -368,4 +371,18 @@ func CheckDigest(d string) error {
 		}
 	}
 	return nil
+}
+
+// safeArchiveID reports whether id can name a folder of its own: the air-gapped
+// side stages split blobs under it.
+func safeArchiveID(id string) bool {
+	if id == "" || len(id) > 128 || id == "." || id == ".." {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }

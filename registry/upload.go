@@ -197,6 +197,7 @@ func (c *Client) uploadSingle(ctx context.Context, j BlobPush) (Outcome, error) 
 				if err := b.verify(); err != nil {
 					// The registry checked the digest itself; the source did
 					// not hold what it promised all the same.
+					b.close()
 					return "", err
 				}
 				b.close()

@@ -71,11 +71,21 @@ func (c *Client) uploadChunks(ctx context.Context, j BlobPush, loc string, offse
 			if err = checkStatus(resp, http.StatusAccepted, http.StatusNoContent, http.StatusCreated); err == nil {
 				next, err = location(resp)
 				if end, ok := rangeEnd(resp.Header); ok && err == nil && end != offset+n {
-					// The registry says it holds another amount: believe it.
+					// The registry says it holds another amount: believe it,
+					// but a registry that keeps taking no bytes at all is
+					// going nowhere, and the upload fails after the policy's
+					// attempts instead of sending the same chunk forever.
 					c.log.Debug("registry offset differs", "repo", j.Repo, "digest", d, "sent to", offset+n, "registry", end)
-					offset = end
 					closeBody(resp)
 					loc = next
+					if end <= offset {
+						if failures++; failures >= c.policy.Attempts {
+							return "", fmt.Errorf("upload %s to %s: %w: the registry took none of the chunk at byte %d %d times", d, j.Repo, ErrRegistry, offset, failures)
+						}
+					} else {
+						failures = 0
+					}
+					offset = end
 					continue
 				}
 			}

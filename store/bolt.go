@@ -114,6 +114,15 @@ func openGuarded(path string, o *bolt.Options, walkIt bool) (db *bolt.DB, err er
 // also in use, pages referenced twice).
 func walk(db *bolt.DB) error {
 	return db.View(func(tx *bolt.Tx) error {
+		// bbolt's check reads the freelist on a goroutine of its own, where
+		// a page beyond the end of the file is a fault no recover catches:
+		// a file shorter than the pages its meta page claims is refused
+		// before anything reads them.
+		if st, err := os.Stat(db.Path()); err != nil {
+			return err
+		} else if st.Size() < tx.Size() {
+			return fmt.Errorf("cut short: %d bytes, its meta page claims %d", st.Size(), tx.Size())
+		}
 		var sink byte
 		var visit func(b *bolt.Bucket) error
 		visit = func(b *bolt.Bucket) error {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/manifest"
 )
 
@@ -198,7 +199,7 @@ func explainReceiptSignature(doc []byte, v *Verifier, err error) error {
 }
 
 func readReceiptEntries(rd io.Reader) (doc, sig []byte, err error) {
-	dec, err := zstd.NewReader(rd, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+	dec, err := zstd.NewReader(rd, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(archive.MaxDecoderWindow),
 		zstd.WithDecoderMaxMemory(2*manifest.MaxReceiptSize))
 	if err != nil {
 		return nil, nil, err

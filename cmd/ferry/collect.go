@@ -482,7 +482,9 @@ func collectExit(err error) error {
 	case errors.Is(err, collect.ErrConflict), errors.Is(err, collect.ErrNothing), errors.Is(err, collect.ErrUsage),
 		errors.Is(err, manifest.ErrInvalidSpec), errors.Is(err, manifest.ErrInvalidBundle), errors.Is(err, collect.ErrBundleDocument):
 		return withCode(ExitUsage, err)
-	case errors.Is(err, archive.ErrExists), errors.Is(err, archive.ErrVolumeSize):
+	case errors.Is(err, archive.ErrExists):
+		return withCode(ExitUsage, fmt.Errorf("%w (remove it or choose another --output)", err))
+	case errors.Is(err, archive.ErrVolumeSize):
 		return withCode(ExitUsage, err)
 	}
 	return err

@@ -150,7 +150,7 @@ func sniffFile(path string) (string, error) {
 		return "", err
 	}
 	defer file.Close()
-	dec, err := zstd.NewReader(file, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+	dec, err := zstd.NewReader(file, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(archive.MaxDecoderWindow))
 	if err != nil {
 		return "", err
 	}

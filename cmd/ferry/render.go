@@ -76,7 +76,9 @@ func (r *childRenderer) Render(ctx context.Context, req collect.RenderRequest) (
 	stderr := &headBuffer{max: 4 << 10}
 	cmd.Stdout = &limitedWriter{w: &out, n: maxRenderOutput}
 	cmd.Stderr = stderr
-	// The child dies with ferry, even when ferry itself is killed.
+	cmd.Env = childEnv(os.Environ())
+	// The child dies with ferry's thread that started it; the context's
+	// kill above is what holds when ferry stops normally.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	cmd.WaitDelay = time.Second
 	var overLimit atomic.Bool
@@ -242,4 +244,19 @@ func firstLine(s string) string {
 		}
 	}
 	return strings.TrimSpace(lines[0])
+}
+
+// childEnv is ferry's environment without credentials: a chart renders
+// with no need of them, and what a child never holds it cannot leak.
+func childEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		upper := strings.ToUpper(name)
+		if strings.Contains(upper, "PASSWORD") || strings.Contains(upper, "TOKEN") || strings.Contains(upper, "SECRET") || strings.Contains(upper, "CREDENTIAL") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
