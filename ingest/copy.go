@@ -10,7 +10,7 @@ import (
 
 // Source is what Copy reads: a graph of artifacts and their blobs by
 // digest. Collect's resolver for `ferry sync` is one; the archive's
-// volumes are another (volumeSource).
+// volumes are another (setSource).
 type Source interface {
 	// Graph is the bill of materials: every artifact with its closure and
 	// every blob with its digest, size and media type.
@@ -62,7 +62,7 @@ func Copy(ctx context.Context, src Source, dst registry.Destination, opts CopyOp
 		PackVerifier: opts.PackVerifier, Progress: opts.Progress,
 	}
 	o.defaults()
-	return run(ctx, newSourceSet(bom, src), o)
+	return run(ctx, sourceSet(src), o)
 }
 
 // bomSource is a bill of materials with a blob source, as Push takes them.

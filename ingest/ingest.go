@@ -48,7 +48,7 @@ func Push(ctx context.Context, bom *manifest.BOM, src archive.BlobSource, opts O
 	if err := bom.Validate(); err != nil {
 		return nil, err
 	}
-	return run(ctx, newSourceSet(bom, bomSource{bom: bom, src: src}), opts)
+	return run(ctx, sourceSet(bomSource{bom: bom, src: src}), opts)
 }
 
 func run(ctx context.Context, vs *volumeSet, opts Options) (_ *Report, err error) {
