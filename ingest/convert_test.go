@@ -47,7 +47,7 @@ func TestConvertOCILeavesOCIIndexOverDockerAlone(t *testing.T) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	opts := Options{Registry: reg.Host + "/base", PlainHTTP: true, Transport: tr, Validate: true, ConvertOCI: true}
-	rep, err := Push(t.Context(), bom, src, opts)
+	rep, err := push(t, bom, src, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

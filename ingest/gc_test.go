@@ -32,7 +32,7 @@ func TestEveryPushedManifestIsTagged(t *testing.T) {
 	bom.Artifacts[1].Dest.Tag = "" // "two" by digest only
 	bom.Artifacts[2].Dest.Tag = "" // the index too
 	opts := Options{Registry: reg.Host + "/base", PlainHTTP: true, Validate: true}
-	rep, err := Push(t.Context(), bom, src, opts)
+	rep, err := push(t, bom, src, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestValidationFlagsUntaggedManifests(t *testing.T) {
 	reg := testbed.StartRegistry(t, testbed.RegistryOptions{})
 	bom, src := twoImages(t)
 	opts := Options{Registry: reg.Host + "/base", PlainHTTP: true}
-	if _, err := Push(t.Context(), bom, src, opts); err != nil {
+	if _, err := push(t, bom, src, opts); err != nil {
 		t.Fatal(err)
 	}
 	// The same content as though collected by digest only: its digest tag

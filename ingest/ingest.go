@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/registry"
 	"github.com/ferrytool/ferry/store"
@@ -35,20 +34,11 @@ func Ingest(ctx context.Context, volumes []string, opts Options) (*Report, error
 	}
 	defer vs.close()
 	opts.Logger.Debug("volumes open, signature checked", "volumes", len(vs.vols))
-	return run(ctx, vs, opts)
-}
-
-// Push pushes the artifacts of a bill of materials from any blob source
-// the way Ingest pushes them from volumes: every blob is verified against
-// its digest on the way. It is Copy with the options of Ingest; the bill
-// of materials is taken as given: no signature is checked and the journal
-// records no archive, only what went in.
-func Push(ctx context.Context, bom *manifest.BOM, src archive.BlobSource, opts Options) (*Report, error) {
-	opts.defaults()
-	if err := bom.Validate(); err != nil {
+	dst, err := registry.ParseDestination(opts.Registry)
+	if err != nil {
 		return nil, err
 	}
-	return run(ctx, newSourceSet(bom, bomSource{bom: bom, src: src}), opts)
+	return copyFrom(ctx, vs, dst, opts.copyOptions())
 }
 
 func run(ctx context.Context, vs *volumeSet, opts Options) (_ *Report, err error) {

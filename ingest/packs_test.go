@@ -80,7 +80,7 @@ func TestPacksDirGetsVerifiedPack(t *testing.T) {
 	sig, _ := randomBlob(t, 256)
 	bom, src := packBOM(t, content, sig)
 	dir := filepath.Join(t.TempDir(), "packs")
-	rep, err := Push(t.Context(), bom, src, packOptions(t, reg, dir))
+	rep, err := push(t, bom, src, packOptions(t, reg, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestPackWithOversizedSignatureIsRefused(t *testing.T) {
 	sig, sigBlob := randomBlob(t, maxPackSig+4<<10)
 	bom, src := packBOM(t, content, sig)
 	dir := filepath.Join(t.TempDir(), "packs")
-	rep, err := Push(t.Context(), bom, src, packOptions(t, reg, dir))
+	rep, err := push(t, bom, src, packOptions(t, reg, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestPacksDirLeavesNoHalfPack(t *testing.T) {
 			if err := os.MkdirAll(filepath.Join(dir, blocked), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			_, err := Push(t.Context(), bom, src, packOptions(t, reg, dir))
+			_, err := push(t, bom, src, packOptions(t, reg, dir))
 			if err == nil || !strings.Contains(err.Error(), dir) {
 				t.Fatalf("err %v, want one naming the packs folder %s", err, dir)
 			}

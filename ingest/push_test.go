@@ -31,6 +31,28 @@ func (m mapSource) OpenBlob(_ context.Context, b manifest.Blob) (io.ReadCloser, 
 	return io.NopCloser(bytes.NewReader(data)), nil
 }
 
+// push copies a bill of materials served by src the way sync does, with
+// the options an ingest would use.
+func push(t *testing.T, bom *manifest.BOM, src mapSource, opts Options) (*Report, error) {
+	t.Helper()
+	dst, err := registry.ParseDestination(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	return Copy(t.Context(), graphOf{bom: bom, src: src}, dst, opts.copyOptions())
+}
+
+// graphOf is a bill of materials with the blobs that serve it.
+type graphOf struct {
+	bom *manifest.BOM
+	src mapSource
+}
+
+func (g graphOf) Graph() *manifest.BOM { return g.bom }
+func (g graphOf) OpenBlob(ctx context.Context, b manifest.Blob) (io.ReadCloser, error) {
+	return g.src.OpenBlob(ctx, b)
+}
+
 // twoImages is a bill of materials of two single-layer images sharing their
 // config, with the blobs to serve it.
 func twoImages(t *testing.T) (*manifest.BOM, mapSource) {
@@ -66,7 +88,7 @@ func TestPushFromABlobSource(t *testing.T) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	opts := Options{Registry: reg.Host + "/base", PlainHTTP: true, Transport: tr, Validate: true}
-	rep, err := Push(t.Context(), bom, src, opts)
+	rep, err := push(t, bom, src, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +105,7 @@ func TestPushFromABlobSource(t *testing.T) {
 			break
 		}
 	}
-	rep, err = Push(t.Context(), bom, src, opts)
+	rep, err = push(t, bom, src, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +147,7 @@ func TestPushRequestCount(t *testing.T) {
 	bom, src := twoImages(t)
 	opts := Options{Registry: reg.Host + "/base", Transport: reg.HTTPClient().Transport, Validate: true,
 		Auth: &authn.Basic{Username: "u", Password: "p"}}
-	rep, err := Push(t.Context(), bom, src, opts)
+	rep, err := push(t, bom, src, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +160,7 @@ func TestPushRequestCount(t *testing.T) {
 		t.Errorf("%d requests, want %d (blobs %+v)", rep.Requests, want, rep.Blobs)
 	}
 	// Again: everything is in; only the tags are asked.
-	rep, err = Push(t.Context(), bom, src, opts)
+	rep, err = push(t, bom, src, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +181,7 @@ func TestJournalledBlobMissingIsPutBack(t *testing.T) {
 	}
 	t.Cleanup(func() { j.Close() })
 	opts := Options{Registry: reg.Host + "/base", PlainHTTP: true, Journal: j, Validate: true}
-	if _, err := Push(t.Context(), bom, src, opts); err != nil {
+	if _, err := push(t, bom, src, opts); err != nil {
 		t.Fatal(err)
 	}
 	one := bom.Artifacts[0]
@@ -171,7 +193,7 @@ func TestJournalledBlobMissingIsPutBack(t *testing.T) {
 	if err := c.DeleteBlob(t.Context(), "base/images/one", layer); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Push(t.Context(), bom, src, opts)
+	rep, err := push(t, bom, src, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

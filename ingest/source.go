@@ -29,11 +29,50 @@ type volume struct {
 	set    *archive.Set
 }
 
-// volumeSet is the blobs of one run: the volumes given, read through
-// archive.Set, or (Push) any blob source.
+// runSource is what a run reads blobs from: the archive's volumes
+// (setSource) or any Copy source (graphSource).
+type runSource interface {
+	Source
+	// available reports whether this run can read the whole blob, and the
+	// volume it comes from ("" when it is joined from parts or the source
+	// has no volumes).
+	available(b manifest.Blob) (bool, string)
+}
+
+// setSource is the archive's volumes, read through archive.Set, as a Copy
+// source: the signed bill of materials as the graph, blobs verified by the
+// set (split blobs joined from their staged parts).
+type setSource struct{ set *archive.Set }
+
+func (s setSource) Graph() *manifest.BOM { return s.set.BOM() }
+
+func (s setSource) OpenBlob(ctx context.Context, b manifest.Blob) (io.ReadCloser, error) {
+	return s.set.Open(ctx, b.Digest)
+}
+
+func (s setSource) available(b manifest.Blob) (bool, string) { return s.set.Has(b.Digest) }
+
+// graphSource is any Copy source: every blob of the graph is readable, and
+// verified against its digest and size on the way.
+type graphSource struct{ src Source }
+
+func (s graphSource) Graph() *manifest.BOM { return s.src.Graph() }
+
+func (s graphSource) OpenBlob(ctx context.Context, b manifest.Blob) (io.ReadCloser, error) {
+	rc, err := s.src.OpenBlob(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	return &joinedBlob{r: digestio.NewReader(rc, b.Digest, b.Size), c: rc, digest: b.Digest}, nil
+}
+
+func (graphSource) available(manifest.Blob) (bool, string) { return true, "" }
+
+// volumeSet is the blobs of one run and, when they come from the
+// archive's volumes, what the run keeps of those volumes.
 type volumeSet struct {
-	// generic, when set, serves every blob (Push): no volumes, no parts.
-	generic   archive.BlobSource
+	src runSource
+	// set and what follows are zero for a source without volumes.
 	set       *archive.Set
 	vols      []*volume
 	bom       *manifest.BOM
@@ -68,7 +107,7 @@ func openVolumes(ctx context.Context, paths []string, verifier archive.Verifier,
 		return nil, err
 	}
 	raw, sig := set.SignedBOM()
-	vs := &volumeSet{set: set, bom: set.BOM(), bomRaw: raw, sig: sig, bomDigest: set.BOMDigest(),
+	vs := &volumeSet{src: setSource{set}, set: set, bom: set.BOM(), bomRaw: raw, sig: sig, bomDigest: set.BOMDigest(),
 		whole: map[string]*volume{}, parts: map[string][]int{}, workDir: set.StageFolder()}
 	var firstErr error
 	for _, v := range set.Volumes() {
@@ -104,9 +143,9 @@ func openVolumes(ctx context.Context, paths []string, verifier archive.Verifier,
 	return vs, nil
 }
 
-// newSourceSet serves a bill of materials from a blob source.
-func newSourceSet(bom *manifest.BOM, src archive.BlobSource) *volumeSet {
-	return &volumeSet{generic: src, bom: bom, whole: map[string]*volume{}, parts: map[string][]int{}}
+// sourceSet serves a Copy source's graph: no volumes, no parts.
+func sourceSet(src Source) *volumeSet {
+	return &volumeSet{src: graphSource{src}, bom: src.Graph(), whole: map[string]*volume{}, parts: map[string][]int{}}
 }
 
 func (vs *volumeSet) close() {
@@ -117,25 +156,11 @@ func (vs *volumeSet) close() {
 
 // available reports whether this run can read the whole blob, and the
 // volume it comes from ("" when it is joined from parts).
-func (vs *volumeSet) available(b manifest.Blob) (bool, string) {
-	if vs.generic != nil {
-		return true, ""
-	}
-	return vs.set.Has(b.Digest)
-}
+func (vs *volumeSet) available(b manifest.Blob) (bool, string) { return vs.src.available(b) }
 
 // opener returns a verifying opener of a blob this run can read.
 func (vs *volumeSet) opener(b manifest.Blob) opener {
-	if vs.generic != nil {
-		return func(ctx context.Context) (io.ReadCloser, error) {
-			rc, err := vs.generic.OpenBlob(ctx, b)
-			if err != nil {
-				return nil, err
-			}
-			return &joinedBlob{r: digestio.NewReader(rc, b.Digest, b.Size), c: rc, digest: b.Digest}, nil
-		}
-	}
-	return func(ctx context.Context) (io.ReadCloser, error) { return vs.set.Open(ctx, b.Digest) }
+	return func(ctx context.Context) (io.ReadCloser, error) { return vs.src.OpenBlob(ctx, b) }
 }
 
 // joinedBlob reports a mismatch of a blob source as the archive's
