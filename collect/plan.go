@@ -232,7 +232,7 @@ func (p *planner) plan(ctx context.Context) (*Plan, error) {
 			p.warn("%s", w)
 		}
 		for _, fi := range refs {
-			p.wantImage(fi.Ref, manifest.Reason{From: "pack", Detail: where + ": values.yaml " + fi.Where})
+			p.wantImage(fi.Ref, manifest.Reason{From: "pack", Detail: pk.name + " " + pk.version + ": values.yaml " + fi.Where})
 		}
 		if err := p.packCharts(ctx, pk, contents[i], "pack"); err != nil {
 			return nil, err
