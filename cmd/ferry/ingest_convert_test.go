@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -370,12 +372,8 @@ func blobIn(t *testing.T, reg *testbed.Registry, repo, digest string) bool {
 }
 
 // startProbeBlocker puts a TLS proxy in front of the Zot rules that
-// forbids the Docker probe's config blob (the empty JSON object), so that
-// ingest cannot tell beforehand and meets the refusal when it PUTs
-// manifests.
-// probeConfigHex is the hex of the probe's config blob, "{}".
-const probeConfigHex = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-
+// forbids the Docker probe's config blob, so that ingest cannot tell
+// beforehand and meets the refusal when it PUTs manifests.
 func startProbeBlocker(t *testing.T, zot *testbed.ZotRules, ca *testbed.CA) string {
 	t.Helper()
 	target, err := url.Parse(zot.URL())
@@ -385,7 +383,15 @@ func startProbeBlocker(t *testing.T, zot *testbed.ZotRules, ca *testbed.CA) stri
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.Transport = zot.HTTPClient().Transport
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.RawQuery+r.URL.Path, probeConfigHex) {
+		// The probe's config is unique to each run; its upload is known by
+		// the marker in its body.
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if bytes.Contains(body, []byte(`"ferry.probe"`)) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusForbidden)
 			w.Write([]byte(`{"errors":[{"code":"DENIED","message":"the test forbids the probe"}]}`))
