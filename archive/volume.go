@@ -21,20 +21,6 @@ func newDecoder(r io.Reader) (*zstd.Decoder, error) {
 		zstd.WithDecoderMaxWindow(MaxDecoderWindow))
 }
 
-// ctxReader stops a read as soon as its context ends, so decoding a large
-// frame is interruptible between two blocks.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // decodeErr names what a broken frame looks like to an operator.
 func decodeErr(err error) error {
 	switch {
@@ -58,11 +44,11 @@ type frame struct {
 // openFrame starts decoding at a frame boundary and reads the tar header of
 // the entry there, which must be a name ferry writes.
 func openFrame(ctx context.Context, r io.Reader) (*frame, error) {
-	dec, err := newDecoder(ctxReader{ctx, r})
+	dec, err := newDecoder(digestio.ContextReader(ctx, r))
 	if err != nil {
 		return nil, err
 	}
-	tr := tar.NewReader(ctxReader{ctx, dec})
+	tr := tar.NewReader(digestio.ContextReader(ctx, dec))
 	hdr, err := tr.Next()
 	if err != nil {
 		dec.Close()
@@ -125,12 +111,12 @@ func readSmallFrame(ctx context.Context, r io.Reader, name string, limit int64) 
 // readHead reads the signed bill of materials and its signature from the
 // head of a volume, touching nothing else.
 func readHead(ctx context.Context, r io.Reader) (bom, sig []byte, err error) {
-	dec, err := newDecoder(ctxReader{ctx, r})
+	dec, err := newDecoder(digestio.ContextReader(ctx, r))
 	if err != nil {
 		return nil, nil, err
 	}
 	defer dec.Close()
-	tr := tar.NewReader(ctxReader{ctx, dec})
+	tr := tar.NewReader(digestio.ContextReader(ctx, dec))
 	if bom, err = readSmallEntry(tr, NameBOM, manifest.MaxBOMSize); err != nil {
 		return nil, nil, err
 	}
@@ -143,12 +129,12 @@ func readHead(ctx context.Context, r io.Reader) (bom, sig []byte, err error) {
 // checkHead reads the head region the index names and checks that it holds
 // exactly the bill of materials, its signature and oci-layout.
 func checkHead(ctx context.Context, r io.Reader, bom, sig []byte) error {
-	dec, err := newDecoder(ctxReader{ctx, r})
+	dec, err := newDecoder(digestio.ContextReader(ctx, r))
 	if err != nil {
 		return err
 	}
 	defer dec.Close()
-	tr := tar.NewReader(ctxReader{ctx, dec})
+	tr := tar.NewReader(digestio.ContextReader(ctx, dec))
 	for _, want := range []struct {
 		name string
 		data []byte
@@ -174,13 +160,13 @@ func checkHead(ctx context.Context, r io.Reader, bom, sig []byte) error {
 // trailer decodes to the tar end marker and nothing else. A tar entry found
 // there is named, with what is wrong with it.
 func checkEndMarker(ctx context.Context, r io.Reader) error {
-	dec, err := newDecoder(ctxReader{ctx, r})
+	dec, err := newDecoder(digestio.ContextReader(ctx, r))
 	if err != nil {
 		return err
 	}
 	defer dec.Close()
 	const look = 64 << 10
-	data, err := io.ReadAll(io.LimitReader(ctxReader{ctx, dec}, look))
+	data, err := io.ReadAll(io.LimitReader(digestio.ContextReader(ctx, dec), look))
 	if err != nil {
 		return fmt.Errorf("tar end marker: %w", decodeErr(err))
 	}

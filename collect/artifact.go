@@ -109,7 +109,7 @@ func hashFile(ctx context.Context, path, mediaType string) (manifest.Blob, error
 	}
 	defer f.Close()
 	d := digestio.NewDigester()
-	if _, err := io.Copy(d, ctxReader{ctx: ctx, r: f}); err != nil {
+	if _, err := io.Copy(d, digestio.ContextReader(ctx, f)); err != nil {
 		return manifest.Blob{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	return manifest.Blob{Digest: d.Digest(), Size: d.Size(), MediaType: mediaType}, nil

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
 )
 
@@ -44,7 +45,7 @@ func (p *planner) readBundle(ctx context.Context, bs manifest.BundleSpec) (*bund
 	}
 	defer f.Close()
 	d := newDigester()
-	tee := io.TeeReader(ctxReader{ctx: ctx, r: f}, d)
+	tee := io.TeeReader(digestio.ContextReader(ctx, f), d)
 	b, err := manifest.ReadBundle(tee)
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", file, err)

@@ -149,7 +149,7 @@ func (c *Cache) download(ctx context.Context, b manifest.Blob, r io.Reader, obs 
 		w = obs.writer(tmp)
 	}
 	// Large buffers: fewer system calls and wake-ups of the follower.
-	n, err := io.CopyBuffer(w, ctxReader{ctx: ctx, r: io.LimitReader(r, b.Size+1)}, make([]byte, 1<<20))
+	n, err := io.CopyBuffer(w, digestio.ContextReader(ctx, io.LimitReader(r, b.Size+1)), make([]byte, 1<<20))
 	if err == nil && n != b.Size {
 		err = fmt.Errorf("got %d bytes, expected %d", n, b.Size)
 	}
@@ -202,13 +202,13 @@ func (c *Cache) write(ctx context.Context, mediaType string, r io.Reader, want *
 		}
 	}()
 	if want != nil {
-		if _, err = io.Copy(tmp, ctxReader{ctx: ctx, r: digestio.NewReader(r, want.Digest, want.Size)}); err != nil {
+		if _, err = io.Copy(tmp, digestio.ContextReader(ctx, digestio.NewReader(r, want.Digest, want.Size))); err != nil {
 			return b, fmt.Errorf("blob %s: %w", want.Digest, err)
 		}
 		b = *want
 	} else {
 		d := digestio.NewDigester()
-		if _, err = io.Copy(io.MultiWriter(tmp, d), ctxReader{ctx: ctx, r: r}); err != nil {
+		if _, err = io.Copy(io.MultiWriter(tmp, d), digestio.ContextReader(ctx, r)); err != nil {
 			return b, err
 		}
 		b = manifest.Blob{Digest: d.Digest(), Size: d.Size(), MediaType: mediaType}
@@ -246,17 +246,4 @@ func (c *Cache) OpenBlob(_ context.Context, b manifest.Blob) (io.ReadCloser, err
 		return nil, fmt.Errorf("blob %s is not in the cache %s", b.Digest, c.dir)
 	}
 	return f, err
-}
-
-// ctxReader stops a long copy when the context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -218,4 +218,3 @@ func refuseExisting(dir, name string) error {
 	}
 	return archive.CheckOutput(dir, name)
 }
-

@@ -20,6 +20,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
 )
 
@@ -312,7 +313,7 @@ func readPackTarball(ctx context.Context, r io.Reader, lim packLimits) (*packCon
 	defer zr.Close()
 	// The cap counts headers and skipped content too: the declared sizes
 	// below stop an honest header early, this stops everything else.
-	capped := &packCap{r: ctxReader{ctx: ctx, r: zr}, left: lim.size + 1}
+	capped := &packCap{r: digestio.ContextReader(ctx, zr), left: lim.size + 1}
 	tr := tar.NewReader(capped)
 	packJSON := map[string][]byte{} // by folder
 	values := map[string][]byte{}

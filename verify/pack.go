@@ -13,6 +13,8 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/options"
+
+	"github.com/ferrytool/ferry/internal/digestio"
 )
 
 // maxPackSignatureSize caps a .sig.bin read into memory. An RSA-16384
@@ -41,7 +43,7 @@ func VerifyPackSignature(ctx context.Context, pub crypto.PublicKey, content io.R
 		return fmt.Errorf("%w: %w", ErrUnsupportedKey, err)
 	}
 	h := sha256.New()
-	if _, err := io.Copy(h, ctxReader{ctx: ctx, r: content}); err != nil {
+	if _, err := io.Copy(h, digestio.ContextReader(ctx, content)); err != nil {
 		return fmt.Errorf("hash pack: %w", err)
 	}
 	err = v.VerifySignature(bytes.NewReader(sig), nil, options.WithDigest(h.Sum(nil)))
@@ -90,18 +92,4 @@ func readPackSignature(path string) ([]byte, error) {
 		return nil, fmt.Errorf("signature %s: %w", path, ErrNoSignature)
 	}
 	return sig, nil
-}
-
-// ctxReader stops a long hash when the caller gives up, since io.Copy
-// itself never looks at a context.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
