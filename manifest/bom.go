@@ -42,6 +42,10 @@ const (
 	KindChart  ArtifactKind = "chart"
 	KindPack   ArtifactKind = "pack"
 	KindBundle ArtifactKind = "bundle"
+	// KindReferrer is a signature, attestation, SBOM or other artifact
+	// attached to an image of the archive (Artifact.Referrer says which). It
+	// goes into its subject's destination repository, after the subject.
+	KindReferrer ArtifactKind = "referrer"
 )
 
 // BOM is the bill of materials: the first entry of every volume and the one
@@ -60,6 +64,9 @@ type BOM struct {
 	Blobs []Blob `json:"blobs"`
 	// Gaps lists what collect found named but did not carry.
 	Gaps []Gap `json:"gaps,omitempty"`
+	// Verifications records the check of each image's signatures at
+	// collect, when keys were given (--image-key).
+	Verifications []ImageVerification `json:"verifications,omitempty"`
 }
 
 // Artifact is one thing the operator asked for (or that a bundle needs), with
@@ -89,6 +96,9 @@ type Artifact struct {
 	// Mirror is the repository the artifact was pulled from when a registry
 	// mirror stood in for its source; Source stays the original reference.
 	Mirror string `json:"mirror,omitempty"`
+	// Referrer links an artifact of KindReferrer to its subject; nil for
+	// every other kind.
+	Referrer *Referrer `json:"referrer,omitempty"`
 }
 
 // Conversion records one manifest whose media types changed, and so whose
@@ -251,6 +261,26 @@ func (b *BOM) Validate() error {
 			if err := c.validate(a.Blobs); err != nil {
 				return fmt.Errorf("%w: artifact %s: %v", ErrInvalidBOM, a.Name, err)
 			}
+		}
+		if (a.Kind == KindReferrer) != (a.Referrer != nil) {
+			return fmt.Errorf("%w: artifact %s: kind %s with referrer %v", ErrInvalidBOM, a.Name, a.Kind, a.Referrer != nil)
+		}
+		if a.Referrer != nil {
+			if err := a.Referrer.Validate(); err != nil {
+				return fmt.Errorf("artifact %s: %w", a.Name, err)
+			}
+			if !blobs[a.Referrer.Subject] {
+				return fmt.Errorf("%w: referrer %s: its subject %s is not in the archive", ErrInvalidBOM, a.Name, a.Referrer.Subject)
+			}
+		}
+	}
+	for i := range b.Verifications {
+		v := &b.Verifications[i]
+		if !names[v.Image] {
+			return fmt.Errorf("%w: verification of %q names no artifact", ErrInvalidBOM, v.Image)
+		}
+		if err := v.Validate(); err != nil {
+			return err
 		}
 	}
 	return nil
