@@ -2,7 +2,6 @@ package archive
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -60,7 +59,7 @@ func (s *Set) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("%w: blob %s is in %s", ErrNotFound, digest, DescribeVolumes(s.Where(digest)))
 	}
 	pr := &partsReader{ctx: ctx, s: s, parts: parts}
-	return &joined{r: digestio.NewReader(pr, digest, b.Size), c: pr, digest: digest}, nil
+	return digestio.NewReadCloser(pr, digest, b.Size, ErrDigest), nil
 }
 
 // stageDir is where the parts of one split blob wait for the others.
@@ -242,20 +241,3 @@ func (p *partsReader) Close() error {
 	}
 	return nil
 }
-
-// joined reports a mismatch of a joined blob as ErrDigest.
-type joined struct {
-	r      io.Reader
-	c      io.Closer
-	digest string
-}
-
-func (j *joined) Read(b []byte) (int, error) {
-	n, err := j.r.Read(b)
-	if err != nil && errors.Is(err, digestio.ErrMismatch) {
-		return n, fmt.Errorf("%w: blob %s joined from its parts: %v", ErrDigest, j.digest, err)
-	}
-	return n, err
-}
-
-func (j *joined) Close() error { return j.c.Close() }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/registry"
@@ -178,5 +179,5 @@ func (br *bundleReader) fromRegistry(ctx context.Context, p *artifactPlan, isMan
 			return nil, fmt.Errorf("%w (in no volume given)", err)
 		}
 	}
-	return &joinedBlob{r: digestio.NewReader(rc, b.Digest, b.Size), c: rc, digest: b.Digest}, nil
+	return digestio.NewReadCloser(rc, b.Digest, b.Size, archive.ErrDigest), nil
 }

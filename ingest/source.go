@@ -63,7 +63,7 @@ func (s graphSource) OpenBlob(ctx context.Context, b manifest.Blob) (io.ReadClos
 	if err != nil {
 		return nil, err
 	}
-	return &joinedBlob{r: digestio.NewReader(rc, b.Digest, b.Size), c: rc, digest: b.Digest}, nil
+	return digestio.NewReadCloser(rc, b.Digest, b.Size, archive.ErrDigest), nil
 }
 
 func (graphSource) available(manifest.Blob) (bool, string) { return true, "" }
@@ -162,24 +162,6 @@ func (vs *volumeSet) available(b manifest.Blob) (bool, string) { return vs.src.a
 func (vs *volumeSet) opener(b manifest.Blob) opener {
 	return func(ctx context.Context) (io.ReadCloser, error) { return vs.src.OpenBlob(ctx, b) }
 }
-
-// joinedBlob reports a mismatch of a blob source as the archive's
-// ErrDigest.
-type joinedBlob struct {
-	r      io.Reader
-	c      io.Closer
-	digest string
-}
-
-func (j *joinedBlob) Read(b []byte) (int, error) {
-	n, err := j.r.Read(b)
-	if err != nil && errors.Is(err, digestio.ErrMismatch) {
-		return n, fmt.Errorf("%w: blob %s: %v", archive.ErrDigest, j.digest, err)
-	}
-	return n, err
-}
-
-func (j *joinedBlob) Close() error { return j.c.Close() }
 
 // stage keeps the parts of a split blob this run holds, each checked
 // against the sealed index, so a later run with the other volumes can join

@@ -104,3 +104,27 @@ func FromBytes(b []byte) string {
 	s := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(s[:])
 }
+
+// NewReadCloser is NewReader over rc that closes rc, and that reports a
+// mismatch as kind (a package's own sentinel, such as archive.ErrDigest)
+// naming the blob, so callers match their own error rather than ErrMismatch.
+func NewReadCloser(rc io.ReadCloser, digest string, size int64, kind error) io.ReadCloser {
+	return &readCloser{r: NewReader(rc, digest, size), c: rc, digest: digest, kind: kind}
+}
+
+type readCloser struct {
+	r      io.Reader
+	c      io.Closer
+	digest string
+	kind   error
+}
+
+func (rc *readCloser) Read(p []byte) (int, error) {
+	n, err := rc.r.Read(p)
+	if err != nil && errors.Is(err, ErrMismatch) {
+		return n, fmt.Errorf("%w: blob %s: %v", rc.kind, rc.digest, err)
+	}
+	return n, err
+}
+
+func (rc *readCloser) Close() error { return rc.c.Close() }

@@ -153,3 +153,25 @@ func TestReadAheadKeepsSourceErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestReadCloserNamesItsKind(t *testing.T) {
+	kind := errors.New("archive blob damaged")
+	content := []byte("layer bytes")
+	d := FromBytes(content)
+	closed := false
+	rc := NewReadCloser(closeFunc{bytes.NewReader(flip(content, 3)), func() { closed = true }}, d, int64(len(content)), kind)
+	_, err := io.Copy(io.Discard, rc)
+	if !errors.Is(err, kind) || !bytes.Contains([]byte(err.Error()), []byte(d)) {
+		t.Fatalf("err = %v, want %v naming %s", err, kind, d)
+	}
+	if rc.Close(); !closed {
+		t.Fatal("Close did not reach the underlying reader")
+	}
+}
+
+type closeFunc struct {
+	io.Reader
+	close func()
+}
+
+func (c closeFunc) Close() error { c.close(); return nil }
