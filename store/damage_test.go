@@ -1,92 +1,20 @@
 package store
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferrytool/ferry/internal/testbed"
 )
 
-// Damage a local database the way a power cut or a bad disk does, and check
-// that opening it says so, naming the file, instead of crashing.
-
-// damages are the kinds of damage each test applies to a closed file.
-var damages = []struct {
-	name string
-	fn   func(t *testing.T, path string)
-}{
-	{"truncated to 16 KiB", func(t *testing.T, path string) { truncate(t, path, 16<<10) }},
-	{"truncated to half", func(t *testing.T, path string) {
-		st, _ := os.Stat(path)
-		truncate(t, path, st.Size()/2)
-	}},
-	// Cut at the page the freelist is on: every bucket still reads, and
-	// only the consistency check, on a goroutine of its own, would touch
-	// the missing page.
-	{"truncated at the freelist", func(t *testing.T, path string) {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var freelist, pageSize, txid uint64
-		for _, off := range []uint64{0, uint64(binary.LittleEndian.Uint32(data[24:28]))} {
-			m := data[off+16:]
-			if id := binary.LittleEndian.Uint64(m[48:56]); id >= txid {
-				txid, pageSize, freelist = id, uint64(binary.LittleEndian.Uint32(m[8:12])), binary.LittleEndian.Uint64(m[32:40])
-			}
-		}
-		truncate(t, path, int64(freelist*pageSize))
-	}},
-	{"random bytes", func(t *testing.T, path string) {
-		st, _ := os.Stat(path)
-		data := make([]byte, st.Size())
-		r := rand.New(rand.NewPCG(1, 2))
-		for i := range data {
-			data[i] = byte(r.Uint32())
-		}
-		writeFile(t, path, data)
-	}},
-}
-
-func truncate(t *testing.T, path string, n int64) {
-	t.Helper()
-	if err := os.Truncate(path, n); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func writeFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// zeroPage overwrites page n of a bbolt file (4 KiB pages) with zeros.
-func zeroPage(t *testing.T, path string, n int) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(make([]byte, os.Getpagesize()), int64(n*os.Getpagesize())); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func pages(t *testing.T, path string) int {
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return int(st.Size() / int64(os.Getpagesize()))
-}
+// Damage a local database the way a power cut or a bad disk does
+// (testbed.BoltDamages), and check that opening it says so, naming the file,
+// instead of crashing.
 
 // fillJournal writes enough records to spread the journal over many pages.
 func fillJournal(t *testing.T, path string) {
@@ -138,11 +66,11 @@ func checkDamaged(t *testing.T, path string, err error) {
 
 func TestDamagedJournal(t *testing.T) {
 	for _, ro := range []bool{false, true} {
-		for _, d := range damages {
-			t.Run(fmt.Sprintf("%s/readonly=%v", d.name, ro), func(t *testing.T) {
+		for _, d := range testbed.BoltDamages {
+			t.Run(fmt.Sprintf("%s/readonly=%v", d.Name, ro), func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "journal.db")
 				fillJournal(t, path)
-				d.fn(t, path)
+				d.Apply(t, path)
 				_, err := OpenJournal(path, JournalOptions{LockTimeout: time.Second, ReadOnly: ro})
 				checkDamaged(t, path, err)
 			})
@@ -162,10 +90,12 @@ func TestJournalZeroedPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused := 0
-	for n := range pages(t, path) {
+	for n := range testbed.BoltPages(t, path) {
 		for _, ro := range []bool{true, false} {
-			writeFile(t, path, good)
-			zeroPage(t, path, n)
+			if err := os.WriteFile(path, good, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			testbed.ZeroBoltPage(t, path, n)
 			j, err := OpenJournal(path, JournalOptions{LockTimeout: time.Second, ReadOnly: ro})
 			if err != nil {
 				checkDamaged(t, path, err)
@@ -181,12 +111,12 @@ func TestJournalZeroedPages(t *testing.T) {
 	if refused == 0 {
 		t.Fatal("no zeroed page was noticed")
 	}
-	t.Logf("%d pages, %d opens refused", pages(t, path), refused)
+	t.Logf("%d pages, %d opens refused", testbed.BoltPages(t, path), refused)
 }
 
 func TestDamagedCacheIndex(t *testing.T) {
-	for _, d := range damages {
-		t.Run(d.name, func(t *testing.T) {
+	for _, d := range testbed.BoltDamages {
+		t.Run(d.Name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "index.db")
 			ci, err := OpenCacheIndex(path, 0)
 			if err != nil {
@@ -200,7 +130,7 @@ func TestDamagedCacheIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 			ci.Close()
-			d.fn(t, path)
+			d.Apply(t, path)
 			_, err = OpenCacheIndex(path, 0)
 			checkDamaged(t, path, err)
 		})
