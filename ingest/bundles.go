@@ -19,8 +19,8 @@ import (
 // materials; one that is in a volume not given is read from the registry
 // (where the push put it), verified the same way. Several bundles are
 // merged into one, in archive order. Nil without any bundle artifact.
-func Bundles(ctx context.Context, volumes []string, opts Options) (*manifest.Bundle, error) {
-	in, err := ReadClusterInput(ctx, volumes, opts)
+func Bundles(ctx context.Context, volumes []string, dst registry.Destination, opts ReadOptions) (*manifest.Bundle, error) {
+	in, err := ReadClusterInput(ctx, volumes, dst, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -38,9 +38,9 @@ type ClusterInput struct {
 
 // ReadClusterInput reads an archive's bundles as Bundles does, and the
 // conversions its bill of materials records.
-func ReadClusterInput(ctx context.Context, volumes []string, opts Options) (*ClusterInput, error) {
-	opts.defaults()
-	vs, err := openVolumes(ctx, volumes, opts.Verifier, opts.TmpDir, opts.WorkDir)
+func ReadClusterInput(ctx context.Context, volumes []string, dst registry.Destination, ropts ReadOptions) (*ClusterInput, error) {
+	opts := ropts.config(dst)
+	vs, err := openVolumes(ctx, volumes, opts.Verifier, opts.WorkDir)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func ReadClusterInput(ctx context.Context, volumes []string, opts Options) (*Clu
 	return in, nil
 }
 
-func readBundles(ctx context.Context, vs *volumeSet, opts Options) (*manifest.Bundle, error) {
+func readBundles(ctx context.Context, vs *volumeSet, opts config) (*manifest.Bundle, error) {
 	dest, err := parseDestination(opts.Registry)
 	if err != nil {
 		return nil, err
@@ -90,7 +90,7 @@ func readBundles(ctx context.Context, vs *volumeSet, opts Options) (*manifest.Bu
 // registry, whichever has them first.
 type bundleReader struct {
 	vs   *volumeSet
-	opts *Options
+	opts *config
 	dest destination
 	reg  *registry.Client // connected on first need
 }

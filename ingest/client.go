@@ -8,7 +8,7 @@ import (
 
 // connect opens the destination registry with the run's credentials and
 // transport, scoped to push into repos.
-func connect(ctx context.Context, opts *Options, dest destination, repos []string) (*registry.Client, error) {
+func connect(ctx context.Context, opts *config, dest destination, repos []string) (*registry.Client, error) {
 	return registry.Connect(ctx, dest.Destination, repos, registry.Options{
 		Auth:      opts.Auth,
 		Keychain:  opts.Keychain,

@@ -9,6 +9,7 @@ import (
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/internal/testbed"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 )
 
 // ociIndexOverDocker is a bill of materials of one artifact: an OCI index
@@ -46,8 +47,8 @@ func TestConvertOCILeavesOCIIndexOverDockerAlone(t *testing.T) {
 	bom, src, child := ociIndexOverDocker(t)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
-	opts := Options{Registry: reg.Host + "/base", PlainHTTP: true, Transport: tr, Validate: true, ConvertOCI: true}
-	rep, err := push(t, bom, src, opts)
+	opts := CopyOptions{Client: registry.Options{PlainHTTP: true, Transport: tr}, Validate: true, ConvertOCI: true}
+	rep, err := push(t, bom, src, reg.Host+"/base", opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,13 +32,25 @@ type CopyOptions struct {
 	// Mappings rewrite destination repositories before the base path is
 	// added.
 	Mappings []Mapping
-	// Atomic tags nothing unless every artifact can go in.
+	// Atomic is all-or-nothing: no tag is set unless every artifact can go
+	// in. Every manifest is first stored by digest alone, since a registry
+	// may refuse one only when it is PUT; a refusal then leaves manifests
+	// stored by digest, but no tag, and every artifact refused.
 	Atomic bool
-	// DryRun reports what would go where and uploads nothing (see
-	// Options.DryRun).
+	// DryRun reports what would go where and what the registry already has.
+	// It uploads no artifact's blob or manifest, records nothing in the
+	// journal and stages nothing. It does write to the registry once: the
+	// Docker media type probe stores a two-byte config blob and a tiny
+	// manifest by digest (never a tag) in one of the destination
+	// repositories and deletes them again (a registry that refuses deletion
+	// keeps them, see DockerProbe.Cleanup).
 	DryRun bool
-	// ConvertOCI pushes Docker manifests in their OCI form (see
-	// Options.ConvertOCI).
+	// ConvertOCI pushes Docker schema 2 manifests and manifest lists in
+	// their OCI form, for a registry that refuses Docker media types (a
+	// default Zot): media types change, so do the manifests' digests (the
+	// report lists every change), layer and config bytes do not. A last
+	// resort: `collect --convert-oci` signs the converted form instead.
+	// Off pushes exactly what the source holds.
 	ConvertOCI bool
 	// ConvertAdvice names the caller's way to convert Docker manifests
 	// before the copy, in a refusal; "" means collect's --convert-oci.
@@ -77,7 +89,7 @@ func Copy(ctx context.Context, src Source, dst registry.Destination, opts CopyOp
 // volumes (Ingest).
 func copyFrom(ctx context.Context, vs *volumeSet, dst registry.Destination, opts CopyOptions) (*Report, error) {
 	c := opts.Client
-	o := Options{
+	o := config{
 		Registry: dst.String(), Auth: c.Auth, Keychain: c.Keychain, Transport: c.Transport,
 		PlainHTTP: c.PlainHTTP, Retry: c.Retry, ChunkSize: c.ChunkSize, Logger: c.Logger, Jobs: opts.Jobs,
 		Mappings: opts.Mappings, Atomic: opts.Atomic, DryRun: opts.DryRun, ConvertOCI: opts.ConvertOCI,
@@ -87,15 +99,4 @@ func copyFrom(ctx context.Context, vs *volumeSet, dst registry.Destination, opts
 	}
 	o.defaults()
 	return run(ctx, vs, o)
-}
-
-// copyOptions are the options of the copy an ingest makes.
-func (o Options) copyOptions() CopyOptions {
-	return CopyOptions{
-		Client: registry.Options{Auth: o.Auth, Keychain: o.Keychain, Transport: o.Transport, PlainHTTP: o.PlainHTTP,
-			Retry: o.Retry, ChunkSize: o.ChunkSize, Logger: o.Logger},
-		Jobs: o.Jobs, Mappings: o.Mappings, Atomic: o.Atomic, DryRun: o.DryRun, ConvertOCI: o.ConvertOCI,
-		ConvertAdvice: o.ConvertAdvice, Validate: o.Validate, Journal: o.Journal, AllowRollback: o.AllowRollback,
-		PackVerifier: o.PackVerifier, PacksDir: o.PacksDir, Now: o.Now, Progress: o.Progress,
-	}
 }

@@ -15,7 +15,7 @@
 // registry says it stopped.
 //
 // A registry that refuses Docker schema 2 manifests (a default Zot) refuses
-// just those artifacts, with both ways out in the reason. Options.ConvertOCI
+// just those artifacts, with both ways out in the reason. CopyOptions.ConvertOCI
 // pushes their OCI form instead, computed from the verified bytes (media
 // types change, layers do not), and the report lists every digest that
 // changed and the digest-pinned references left stale; validation expects

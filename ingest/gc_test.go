@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferrytool/ferry/internal/testbed"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 )
 
 // After a push of artifacts collected by digest only (an image, and an
@@ -31,8 +32,8 @@ func TestEveryPushedManifestIsTagged(t *testing.T) {
 	}
 	bom.Artifacts[1].Dest.Tag = "" // "two" by digest only
 	bom.Artifacts[2].Dest.Tag = "" // the index too
-	opts := Options{Registry: reg.Host + "/base", PlainHTTP: true, Validate: true}
-	rep, err := push(t, bom, src, opts)
+	opts := CopyOptions{Client: registry.Options{PlainHTTP: true}, Validate: true}
+	rep, err := push(t, bom, src, reg.Host+"/base", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,8 +108,8 @@ func TestEveryPushedManifestIsTagged(t *testing.T) {
 func TestValidationFlagsUntaggedManifests(t *testing.T) {
 	reg := testbed.StartRegistry(t, testbed.RegistryOptions{})
 	bom, src := twoImages(t)
-	opts := Options{Registry: reg.Host + "/base", PlainHTTP: true}
-	if _, err := push(t, bom, src, opts); err != nil {
+	opts := config{Registry: reg.Host + "/base", PlainHTTP: true}
+	if _, err := push(t, bom, src, opts.Registry, CopyOptions{Client: registry.Options{PlainHTTP: true}}); err != nil {
 		t.Fatal(err)
 	}
 	// The same content as though collected by digest only: its digest tag

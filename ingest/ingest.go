@@ -26,22 +26,19 @@ import (
 // The error is for what stops the whole run (signature, registry
 // unreachable, credentials, journal); per-artifact outcomes are in the
 // report, and Report.Err summarises them.
-func Ingest(ctx context.Context, volumes []string, opts Options) (*Report, error) {
-	opts.defaults()
-	vs, err := openVolumes(ctx, volumes, opts.Verifier, opts.TmpDir, opts.WorkDir)
+func Ingest(ctx context.Context, volumes []string, dst registry.Destination, opts IngestOptions) (*Report, error) {
+	vs, err := openVolumes(ctx, volumes, opts.Verifier, workDir(opts.WorkDir))
 	if err != nil {
 		return nil, err
 	}
 	defer vs.close()
-	opts.Logger.Debug("volumes open, signature checked", "volumes", len(vs.vols))
-	dst, err := registry.ParseDestination(opts.Registry)
-	if err != nil {
-		return nil, err
+	if l := opts.Client.Logger; l != nil {
+		l.Debug("volumes open, signature checked", "volumes", len(vs.vols))
 	}
-	return copyFrom(ctx, vs, dst, opts.copyOptions())
+	return copyFrom(ctx, vs, dst, opts.CopyOptions)
 }
 
-func run(ctx context.Context, vs *volumeSet, opts Options) (_ *Report, err error) {
+func run(ctx context.Context, vs *volumeSet, opts config) (_ *Report, err error) {
 	start := time.Now()
 	phase := func(name string) {
 		opts.Logger.Debug("phase done", "phase", name, "elapsed", time.Since(start).Round(time.Millisecond))
@@ -173,7 +170,7 @@ func run(ctx context.Context, vs *volumeSet, opts Options) (_ *Report, err error
 
 // ingester is one run.
 type ingester struct {
-	opts    *Options
+	opts    *config
 	dest    destination
 	vs      *volumeSet
 	plans   []*artifactPlan

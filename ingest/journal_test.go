@@ -51,7 +51,7 @@ func TestPushFailsWhenJournalRecordsAreLost(t *testing.T) {
 	// The journal goes away once the uploads are about to start, so only
 	// the records queued during the run fail.
 	opts.Progress.OnStart = func(Totals) { j.Close() }
-	rep, err := push(t, bom, src, opts)
+	rep, err := push(t, bom, src, reg.Host+"/base", opts)
 	if !errors.Is(err, berrors.ErrDatabaseNotOpen) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("push: %v, want the journal write error naming %s", err, path)
 	}

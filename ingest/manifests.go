@@ -19,7 +19,7 @@ func digestOf(data []byte) string { return digestio.FromBytes(data) }
 
 // pushManifests decides, per artifact, whether it can be completed now and
 // pushes the manifests of those that can: children by digest, then the
-// artifact's own manifest by tag. With Options.Atomic nothing is tagged
+// artifact's own manifest by tag. With CopyOptions.Atomic nothing is tagged
 // unless every artifact can be (see pushAtomic).
 func (in *ingester) pushManifests(ctx context.Context) error {
 	loc := in.locator()
@@ -444,7 +444,7 @@ func dockerRefusal(err error, mediaType string) (string, bool) {
 }
 
 // dockerAdvice is what to do about a refused Docker manifest: both ways
-// out, and the last resort; convert (Options.ConvertAdvice) replaces the
+// out, and the last resort; convert (CopyOptions.ConvertAdvice) replaces the
 // conversion ways for a caller other than ingest.
 func dockerAdvice(msg, convert string) string {
 	if convert == "" {

@@ -19,90 +19,79 @@ import (
 	"github.com/ferrytool/ferry/store"
 )
 
-// Options configure Ingest, Validate and Status. The zero value of each
-// optional field is documented beside it.
-type Options struct {
-	// Registry is the destination, HOST[:PORT][/BASE] without a scheme, e.g.
-	// 10.10.233.0:30003/spectro-content. Required.
-	Registry string
+// IngestOptions configure Ingest: the copy of an archive into the registry,
+// and how its volumes are read.
+type IngestOptions struct {
+	CopyOptions
 	// Verifier checks the bill of materials' signature. Required.
 	Verifier archive.Verifier
-	// Auth is the registry credential. Nil means Keychain, and anonymous
-	// without one.
-	Auth authn.Authenticator
-	// Keychain resolves credentials by registry host (the docker config).
-	Keychain authn.Keychain
-	// Transport carries every request (TLS settings, proxies). Nil means a
-	// clone of http.DefaultTransport without proxy.
-	Transport http.RoundTripper
-	// PlainHTTP talks HTTP instead of HTTPS. Without it ferry never falls
-	// back to HTTP, whatever the host.
-	PlainHTTP bool
-	// Jobs bounds parallel blob uploads; zero means 4.
-	Jobs int
-	// Retry is the policy for requests that fail for a passing reason.
-	Retry RetryPolicy
-	// ChunkSize bounds one upload request's body: larger blobs go in PATCH
-	// chunks of at most this size; zero means registry.DefaultChunkSize.
-	ChunkSize int64
-	// Journal records what is in and upload sessions; nil means none: no
-	// resume across runs, and manifests only from the volumes given.
-	Journal *store.Journal
 	// WorkDir holds the parts of blobs split across volumes until all parts
 	// have been seen; empty means a folder in the system temporary folder.
 	WorkDir string
-	// TmpDir holds volume index databases while they are read; empty means
-	// the system default.
-	TmpDir string
-	// Mappings rewrite destination repositories (prefix FROM becomes TO)
-	// before the base path is added.
+}
+
+// ReadOptions configure the verbs that read an archive, and the registry it
+// went into, without pushing: ReadClusterInput, Bundles and Validate.
+type ReadOptions struct {
+	// Client is how the registry is reached.
+	Client registry.Options
+	// Verifier checks the bill of materials' signature. Required when
+	// volumes are given, and for the archives a journal recorded.
+	Verifier archive.Verifier
+	// Journal knows what earlier runs pushed; nil means none.
+	Journal *store.Journal
+	// Mappings rewrite destination repositories as the push did.
 	Mappings []Mapping
-	// Atomic is all-or-nothing: no tag is set unless every artifact can go
-	// in. Every manifest is first stored by digest alone, since a registry
-	// may refuse one only when it is PUT; a refusal then leaves manifests
-	// stored by digest, but no tag, and every artifact refused.
-	Atomic bool
-	// DryRun reports what would go where and what the registry already has.
-	// It uploads no artifact's blob or manifest, records nothing in the
-	// journal and stages nothing. It does write to the registry once: the
-	// Docker media type probe stores a two-byte config blob and a tiny
-	// manifest by digest (never a tag) in one of the archive's destination
-	// repositories and deletes them again (a registry that refuses deletion
-	// keeps them, see DockerProbe.Cleanup).
-	DryRun bool
-	// PackVerifier checks Artifact Studio pack signatures again with the
-	// vendor's key; nil skips that check (the archive signature still
-	// covers the packs), and the report says so.
-	PackVerifier PackVerifier
-	// PacksDir, when set, receives each verified Artifact Studio pack
-	// (<name>.zst and <name>.sig.bin), ready for upload through Palette.
-	PacksDir string
-	// ConvertOCI pushes Docker schema 2 manifests and manifest lists in
-	// their OCI form, for a registry that refuses Docker media types (a
-	// default Zot): media types change, so do the manifests' digests (the
-	// report lists every change), layer and config bytes do not. A last
-	// resort: `collect --convert-oci` signs the converted form instead.
-	// Off pushes exactly what the archive holds.
+	// WorkDir holds the parts of split blobs, as IngestOptions.WorkDir.
+	WorkDir string
+}
+
+// ValidateOptions configure Validate.
+type ValidateOptions struct {
+	ReadOptions
+	// ConvertOCI says the push converted Docker manifests to OCI
+	// (CopyOptions.ConvertOCI), so the registry holds those digests.
 	ConvertOCI bool
-	// ConvertAdvice is how a refusal of Docker media types names the way
-	// to convert before the push, beside enabling Zot's compat setting; a
-	// caller that is not ingest names its own command. Empty means
-	// collecting again with --convert-oci, and ingest --convert-oci as the
-	// last resort.
+}
+
+// config is what a run works from once a verb's options are read: the
+// copy's options flattened, with the destination as the journal names it.
+type config struct {
+	Registry      string
+	Verifier      archive.Verifier
+	Auth          authn.Authenticator
+	Keychain      authn.Keychain
+	Transport     http.RoundTripper
+	PlainHTTP     bool
+	Jobs          int
+	Retry         RetryPolicy
+	ChunkSize     int64
+	Journal       *store.Journal
+	WorkDir       string
+	Mappings      []Mapping
+	Atomic        bool
+	DryRun        bool
+	PackVerifier  PackVerifier
+	PacksDir      string
+	ConvertOCI    bool
 	ConvertAdvice string
-	// Validate checks the registry at the end of the run (catalog and tags);
-	// Ingest sets the report's Validation. Off means no check.
-	Validate bool
-	// AllowRollback lets an archive set tags that a newer archive set
-	// before (by the journal's record); false refuses those artifacts.
+	Validate      bool
 	AllowRollback bool
-	// Now stamps journal records; nil means time.Now.
-	Now func() time.Time
-	// Logger receives debug records (retries, resumed uploads); nil
-	// discards. Credentials never reach it.
-	Logger *slog.Logger
-	// Progress receives progress events; nil fields are not called.
-	Progress Progress
+	Now           func() time.Time
+	Logger        *slog.Logger
+	Progress      Progress
+}
+
+// config returns the run configuration of a read of dst.
+func (o ReadOptions) config(dst registry.Destination) config {
+	c := o.Client
+	cfg := config{
+		Registry: dst.String(), Verifier: o.Verifier, Auth: c.Auth, Keychain: c.Keychain, Transport: c.Transport,
+		PlainHTTP: c.PlainHTTP, Retry: c.Retry, ChunkSize: c.ChunkSize, Logger: c.Logger,
+		Journal: o.Journal, Mappings: o.Mappings, WorkDir: o.WorkDir,
+	}
+	cfg.defaults()
+	return cfg
 }
 
 // Progress callbacks. They may be called from several goroutines at once.
@@ -175,7 +164,7 @@ func (m Mapping) apply(repo string) (string, bool) {
 	return repo, false
 }
 
-func (o *Options) defaults() {
+func (o *config) defaults() {
 	if o.Jobs <= 0 {
 		o.Jobs = 4
 	}
@@ -185,12 +174,19 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.WorkDir == "" {
-		o.WorkDir = filepath.Join(os.TempDir(), "ferry-ingest-work")
-	}
+	o.WorkDir = workDir(o.WorkDir)
 }
 
-// destination is a parsed Options.Registry, with the two forms the
+// workDir is the folder for split blobs' parts: dir, else one in the system
+// temporary folder.
+func workDir(dir string) string {
+	if dir == "" {
+		return filepath.Join(os.TempDir(), "ferry-ingest-work")
+	}
+	return dir
+}
+
+// destination is a parsed config.Registry, with the two forms the
 // package's code and the journal use.
 type destination struct {
 	registry.Destination
@@ -198,7 +194,7 @@ type destination struct {
 	base string // may be empty
 }
 
-// parseDestination parses and checks Options.Registry once
+// parseDestination parses and checks config.Registry once
 // (registry.ParseDestination); errors wrap registry.ErrDestination.
 func parseDestination(s string) (destination, error) {
 	d, err := registry.ParseDestination(s)

@@ -65,7 +65,7 @@ func packFiles(data []byte) (packLayers, error) {
 }
 
 // checkPack checks an Artifact Studio pack's vendor signature again, and
-// writes the verified files to Options.PacksDir, before the pack's
+// writes the verified files to CopyOptions.PacksDir, before the pack's
 // manifest is pushed. The files are read from the volumes, or from the
 // registry when an earlier run pushed them.
 func (in *ingester) checkPack(ctx context.Context, p *artifactPlan) error {

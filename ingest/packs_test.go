@@ -14,6 +14,7 @@ import (
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/internal/testbed"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 )
 
 // packBOM is a bill of materials of one Artifact Studio pack, x-1.0.zst
@@ -53,11 +54,11 @@ func packBOM(t *testing.T, content, sig []byte) (*manifest.BOM, mapSource) {
 	return bom, src
 }
 
-func packOptions(t *testing.T, reg *testbed.Registry, packsDir string) Options {
+func packOptions(t *testing.T, reg *testbed.Registry, packsDir string) CopyOptions {
 	t.Helper()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
-	return Options{Registry: reg.Host + "/base", PlainHTTP: true, Transport: tr, PacksDir: packsDir}
+	return CopyOptions{Client: registry.Options{PlainHTTP: true, Transport: tr}, PacksDir: packsDir}
 }
 
 func dirNames(t *testing.T, dir string) []string {
@@ -80,7 +81,7 @@ func TestPacksDirGetsVerifiedPack(t *testing.T) {
 	sig, _ := randomBlob(t, 256)
 	bom, src := packBOM(t, content, sig)
 	dir := filepath.Join(t.TempDir(), "packs")
-	rep, err := push(t, bom, src, packOptions(t, reg, dir))
+	rep, err := push(t, bom, src, reg.Host+"/base", packOptions(t, reg, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestPackWithOversizedSignatureIsRefused(t *testing.T) {
 	sig, sigBlob := randomBlob(t, maxPackSig+4<<10)
 	bom, src := packBOM(t, content, sig)
 	dir := filepath.Join(t.TempDir(), "packs")
-	rep, err := push(t, bom, src, packOptions(t, reg, dir))
+	rep, err := push(t, bom, src, reg.Host+"/base", packOptions(t, reg, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func TestPacksDirLeavesNoHalfPack(t *testing.T) {
 			if err := os.MkdirAll(filepath.Join(dir, blocked), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			_, err := push(t, bom, src, packOptions(t, reg, dir))
+			_, err := push(t, bom, src, reg.Host+"/base", packOptions(t, reg, dir))
 			if err == nil || !strings.Contains(err.Error(), dir) {
 				t.Fatalf("err %v, want one naming the packs folder %s", err, dir)
 			}

@@ -57,11 +57,11 @@ type Report struct {
 	Requests int64 `json:"requests"`
 	// PackSignatures says whether vendor pack signatures were checked again.
 	PackSignatures string `json:"packSignatures,omitempty"`
-	// PacksWritten lists the pack files written to Options.PacksDir.
+	// PacksWritten lists the pack files written to CopyOptions.PacksDir.
 	PacksWritten []string    `json:"packsWritten,omitempty"`
 	Validation   *Validation `json:"validation,omitempty"`
 	// ConvertOCI says Docker manifests were converted to OCI on the way
-	// (Options.ConvertOCI); each artifact lists its changed digests.
+	// (CopyOptions.ConvertOCI); each artifact lists its changed digests.
 	ConvertOCI bool `json:"convertOCI,omitempty"`
 	// StaleReferences are digest-pinned references whose digest the
 	// conversion changed.
@@ -179,7 +179,7 @@ type artifactPlan struct {
 	manifests []manifest.Blob
 	res       ArtifactResult
 	// digest is the root manifest's digest as pushed: a.Digest, or its
-	// OCI form's with Options.ConvertOCI.
+	// OCI form's with CopyOptions.ConvertOCI.
 	digest string
 	// pushAs holds the converted form of Docker manifests, by original
 	// digest; nil without conversion.

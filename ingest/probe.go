@@ -38,7 +38,7 @@ type DockerProbe struct {
 	// DockerArtifacts counts the artifacts that would push Docker
 	// manifests as they are, which a refusing registry does not take.
 	DockerArtifacts int `json:"dockerArtifacts"`
-	// ConvertedArtifacts counts, with Options.ConvertOCI, the artifacts
+	// ConvertedArtifacts counts, with CopyOptions.ConvertOCI, the artifacts
 	// whose Docker manifests are pushed in their OCI form instead.
 	ConvertedArtifacts int `json:"convertedArtifacts,omitempty"`
 	// Refused counts the artifacts a real run refused because of the

@@ -33,13 +33,13 @@ func (m mapSource) OpenBlob(_ context.Context, b manifest.Blob) (io.ReadCloser, 
 
 // push copies a bill of materials served by src the way sync does, with
 // the options an ingest would use.
-func push(t *testing.T, bom *manifest.BOM, src mapSource, opts Options) (*Report, error) {
+func push(t *testing.T, bom *manifest.BOM, src mapSource, dest string, opts CopyOptions) (*Report, error) {
 	t.Helper()
-	dst, err := registry.ParseDestination(opts.Registry)
+	dst, err := registry.ParseDestination(dest)
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	return Copy(t.Context(), graphOf{bom: bom, src: src}, dst, opts.copyOptions())
+	return Copy(t.Context(), graphOf{bom: bom, src: src}, dst, opts)
 }
 
 // graphOf is a bill of materials with the blobs that serve it.
@@ -87,8 +87,8 @@ func TestPushFromABlobSource(t *testing.T) {
 	bom, src := twoImages(t)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
-	opts := Options{Registry: reg.Host + "/base", PlainHTTP: true, Transport: tr, Validate: true}
-	rep, err := push(t, bom, src, opts)
+	opts := CopyOptions{Client: registry.Options{PlainHTTP: true, Transport: tr}, Validate: true}
+	rep, err := push(t, bom, src, reg.Host+"/base", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestPushFromABlobSource(t *testing.T) {
 			break
 		}
 	}
-	rep, err = push(t, bom, src, opts)
+	rep, err = push(t, bom, src, reg.Host+"/base", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,9 +145,9 @@ func testConnect(t *testing.T, host string, repos ...string) *registry.Client {
 func TestPushRequestCount(t *testing.T) {
 	reg := testbed.StartRegistry(t, testbed.RegistryOptions{TLS: true, Username: "u", Password: "p"})
 	bom, src := twoImages(t)
-	opts := Options{Registry: reg.Host + "/base", Transport: reg.HTTPClient().Transport, Validate: true,
-		Auth: &authn.Basic{Username: "u", Password: "p"}}
-	rep, err := push(t, bom, src, opts)
+	opts := CopyOptions{Validate: true, Client: registry.Options{Transport: reg.HTTPClient().Transport,
+		Auth: &authn.Basic{Username: "u", Password: "p"}}}
+	rep, err := push(t, bom, src, reg.Host+"/base", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestPushRequestCount(t *testing.T) {
 		t.Errorf("%d requests, want %d (blobs %+v)", rep.Requests, want, rep.Blobs)
 	}
 	// Again: everything is in; only the tags are asked.
-	rep, err = push(t, bom, src, opts)
+	rep, err = push(t, bom, src, reg.Host+"/base", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +180,8 @@ func TestJournalledBlobMissingIsPutBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { j.Close() })
-	opts := Options{Registry: reg.Host + "/base", PlainHTTP: true, Journal: j, Validate: true}
-	if _, err := push(t, bom, src, opts); err != nil {
+	opts := CopyOptions{Client: registry.Options{PlainHTTP: true}, Journal: j, Validate: true}
+	if _, err := push(t, bom, src, reg.Host+"/base", opts); err != nil {
 		t.Fatal(err)
 	}
 	one := bom.Artifacts[0]
@@ -193,7 +193,7 @@ func TestJournalledBlobMissingIsPutBack(t *testing.T) {
 	if err := c.DeleteBlob(t.Context(), "base/images/one", layer); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := push(t, bom, src, opts)
+	rep, err := push(t, bom, src, reg.Host+"/base", opts)
 	if err != nil {
 		t.Fatal(err)
 	}

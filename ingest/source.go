@@ -95,7 +95,7 @@ type volumeSet struct {
 // volume's sealed index before it is used; nothing touches the network
 // before. A volume that fails its checks is reported (problems) and not
 // read; when none verifies, the first failure is the error.
-func openVolumes(ctx context.Context, paths []string, verifier archive.Verifier, _, workDir string) (*volumeSet, error) {
+func openVolumes(ctx context.Context, paths []string, verifier archive.Verifier, workDir string) (*volumeSet, error) {
 	if verifier == nil {
 		return nil, fmt.Errorf("%w: no public key given to verify the archive", archive.ErrSignature)
 	}

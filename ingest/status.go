@@ -69,7 +69,7 @@ func Status(ctx context.Context, j *store.Journal, registry string, verifier arc
 		if err != nil {
 			return nil, err
 		}
-		opts := &Options{Journal: j, Verifier: verifier}
+		opts := &config{Journal: j, Verifier: verifier}
 		boms, err := journalBOMs(ctx, opts, dest)
 		if err != nil {
 			return nil, err

@@ -81,8 +81,9 @@ func (v *Validation) Err() error {
 // Validate checks the registry against the bill of materials of the volumes
 // given, or, with none, of every archive the journal recorded for the
 // destination.
-func Validate(ctx context.Context, volumes []string, opts Options) (*Validation, error) {
-	opts.defaults()
+func Validate(ctx context.Context, volumes []string, dst registry.Destination, vopts ValidateOptions) (*Validation, error) {
+	opts := vopts.config(dst)
+	opts.ConvertOCI = vopts.ConvertOCI
 	dest, err := parseDestination(opts.Registry)
 	if err != nil {
 		return nil, err
@@ -90,7 +91,7 @@ func Validate(ctx context.Context, volumes []string, opts Options) (*Validation,
 	var plans []*artifactPlan
 	data := map[string][]byte{}
 	if len(volumes) > 0 {
-		vs, err := openVolumes(ctx, volumes, opts.Verifier, opts.TmpDir, opts.WorkDir)
+		vs, err := openVolumes(ctx, volumes, opts.Verifier, opts.WorkDir)
 		if err != nil {
 			return nil, err
 		}
@@ -166,7 +167,7 @@ type journalBOM struct {
 
 // journalBOMs reads the bills of materials of the archives ingested into
 // dest, checking their signatures again when a verifier is given.
-func journalBOMs(ctx context.Context, opts *Options, dest destination) ([]journalBOM, error) {
+func journalBOMs(ctx context.Context, opts *config, dest destination) ([]journalBOM, error) {
 	das, err := opts.Journal.DestArchives(dest.key())
 	if err != nil {
 		return nil, err

@@ -210,7 +210,11 @@ func (f *clusterCommandFlags) load(ctx context.Context, volumes []string) (clust
 		// Without the registry's credentials here, a bundle is read from
 		// the volumes; one in a volume not given is asked of the registry
 		// without them, which an appliance refuses.
-		in, err := ingest.ReadClusterInput(ctx, volumes, ingest.Options{Registry: f.registry, Verifier: v})
+		dst, err := parseDestinationFlag("--registry", f.registry)
+		if err != nil {
+			return cluster.Options{}, err
+		}
+		in, err := ingest.ReadClusterInput(ctx, volumes, dst, ingest.ReadOptions{Verifier: v})
 		if err != nil {
 			if errors.Is(err, ingest.ErrAuth) || errors.Is(err, ingest.ErrTLS) || errors.Is(err, ingest.ErrUnreachable) || errors.Is(err, ingest.ErrRegistry) {
 				err = fmt.Errorf("%w (give every volume of the archive, or the one holding the bundle)", err)

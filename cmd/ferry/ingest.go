@@ -146,7 +146,8 @@ func runIngest(c *cli.Context, env *environment, f *ingestFlags) error {
 	if f.registry == "" {
 		return usageErrorf("ingest: give the destination with --registry HOST:PORT/BASE")
 	}
-	if err := checkDestination("--registry", f.registry); err != nil {
+	dst, err := parseDestinationFlag("--registry", f.registry)
+	if err != nil {
 		return err
 	}
 	if c.NArg() == 0 && !f.validateOnly {
@@ -161,7 +162,7 @@ func runIngest(c *cli.Context, env *environment, f *ingestFlags) error {
 	}
 	defer cleanup()
 	if f.validateOnly {
-		v, err := ingest.Validate(c.Context, c.Args().Slice(), opts)
+		v, err := ingest.Validate(c.Context, c.Args().Slice(), dst, ingest.ValidateOptions{ReadOptions: readOptions(opts), ConvertOCI: opts.ConvertOCI})
 		if err != nil {
 			return ingestExit(err, nil)
 		}
@@ -189,7 +190,7 @@ func runIngest(c *cli.Context, env *environment, f *ingestFlags) error {
 	prog := newProgress(env.stderr, f.quiet || f.output == "json")
 	opts.Progress = ingestProgress(prog, f.dryRun)
 	opts.Validate = true
-	rep, err := ingest.Ingest(c.Context, c.Args().Slice(), opts)
+	rep, err := ingest.Ingest(c.Context, c.Args().Slice(), dst, opts)
 	if err != nil {
 		prog.Wait()
 		return ingestExit(err, rep)
@@ -199,7 +200,7 @@ func runIngest(c *cli.Context, env *environment, f *ingestFlags) error {
 		if perr := rep.Err(); perr != nil {
 			prog.Line("cluster steps skipped: the push is not complete")
 		} else {
-			clusterErr = ingestCluster(c.Context, prog, rep, c.Args().Slice(), opts, copts, f.cluster.rewriteDigests)
+			clusterErr = ingestCluster(c.Context, prog, rep, c.Args().Slice(), dst, readOptions(opts), copts, f.cluster.rewriteDigests)
 		}
 	}
 	prog.Wait()
@@ -229,8 +230,8 @@ func runIngest(c *cli.Context, env *environment, f *ingestFlags) error {
 // ingestCluster runs the cluster steps after the push, with the bundle
 // the archive carries and, with --rewrite-digests, the digests the push
 // changed. Its result goes into the report.
-func ingestCluster(ctx context.Context, prog progress, rep *ingest.Report, volumes []string, opts ingest.Options, copts *cluster.Options, rewrite bool) error {
-	bundle, err := ingest.Bundles(ctx, volumes, opts)
+func ingestCluster(ctx context.Context, prog progress, rep *ingest.Report, volumes []string, dst registry.Destination, opts ingest.ReadOptions, copts *cluster.Options, rewrite bool) error {
+	bundle, err := ingest.Bundles(ctx, volumes, dst, opts)
 	if err != nil {
 		return ingestExit(err, nil)
 	}
@@ -249,28 +250,33 @@ func ingestCluster(ctx context.Context, prog progress, rep *ingest.Report, volum
 	return err
 }
 
+// readOptions are the options of the reads that follow a push (the
+// cluster steps' bundles), from the push's own.
+func readOptions(o ingest.IngestOptions) ingest.ReadOptions {
+	return ingest.ReadOptions{Client: o.Client, Verifier: o.Verifier, Journal: o.Journal, Mappings: o.Mappings, WorkDir: o.WorkDir}
+}
+
 // ingestOptions turns flags into library options: credentials, TLS, the
 // journal (opened and locked here; cleanup closes it).
-func ingestOptions(ctx context.Context, env *environment, f *ingestFlags) (ingest.Options, func(), error) {
-	opts := ingest.Options{
-		Registry:   f.registry,
-		PlainHTTP:  f.plainHTTP,
-		Jobs:       f.jobs,
-		Retry:      ingest.RetryPolicy{Attempts: f.retries},
-		ChunkSize:  int64(f.chunkMiB) << 20,
-		Atomic:     f.atomic,
-		DryRun:     f.dryRun,
-		PacksDir:   f.packsDir,
-		ConvertOCI: f.convertOCI,
-
-		AllowRollback: f.allowRollback,
+func ingestOptions(ctx context.Context, env *environment, f *ingestFlags) (ingest.IngestOptions, func(), error) {
+	var opts ingest.IngestOptions
+	opts.Client = registry.Options{
+		PlainHTTP: f.plainHTTP,
+		Retry:     ingest.RetryPolicy{Attempts: f.retries},
+		ChunkSize: int64(f.chunkMiB) << 20,
 	}
+	opts.Jobs = f.jobs
+	opts.Atomic = f.atomic
+	opts.DryRun = f.dryRun
+	opts.PacksDir = f.packsDir
+	opts.ConvertOCI = f.convertOCI
+	opts.AllowRollback = f.allowRollback
 	cleanup := func() {}
 	if f.jobs < 1 || f.retries < 1 || f.chunkMiB < 1 {
 		return opts, cleanup, usageErrorf("ingest: --jobs, --retries and --chunk-size must be at least 1")
 	}
 	if f.verbose {
-		opts.Logger = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		opts.Client.Logger = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if f.key != "" {
 		v, err := verify.VerifierFromFile(f.key)
@@ -294,10 +300,10 @@ func ingestOptions(ctx context.Context, env *environment, f *ingestFlags) (inges
 		opts.Mappings = append(opts.Mappings, m)
 	}
 	var err error
-	if opts.Auth, opts.Keychain, err = registryCredentials(env, f); err != nil {
+	if opts.Client.Auth, opts.Client.Keychain, err = registryCredentials(env, f); err != nil {
 		return opts, cleanup, err
 	}
-	if opts.Transport, err = registryTransport("--ca-file", f.caFile, f.insecure, f.jobs); err != nil {
+	if opts.Client.Transport, err = registryTransport("--ca-file", f.caFile, f.insecure, f.jobs); err != nil {
 		return opts, cleanup, err
 	}
 	if f.noJournal || f.dryRun && f.journal == "" {
@@ -368,14 +374,15 @@ func registryCredentials(env *environment, f *ingestFlags) (authn.Authenticator,
 	return &authn.Basic{Username: user, Password: pass}, nil, nil
 }
 
-// checkDestination parses a destination flag once, before anything is
+// parseDestinationFlag parses a destination flag once, before anything is
 // sent, and names the flag when it is not a HOST[:PORT][/BASE] the
 // registry could take.
-func checkDestination(flag, value string) error {
-	if _, err := registry.ParseDestination(value); err != nil {
-		return usageErrorf("%s: %v", flag, err)
+func parseDestinationFlag(flag, value string) (registry.Destination, error) {
+	d, err := registry.ParseDestination(value)
+	if err != nil {
+		return registry.Destination{}, usageErrorf("%s: %v", flag, err)
 	}
-	return nil
+	return d, nil
 }
 
 // registryTransport is the registry transport with the TLS settings of the
