@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 export FERRY_TESTBIN := $(TESTBIN)
 
 # Fuzz targets: package and function, run briefly by `make test`, longer by `make fuzz`.
-FUZZ_TARGETS := ./archive:FuzzOpenSet ./manifest:FuzzParseBOM ./manifest:FuzzReadBundle ./manifest:FuzzParseTransferSpec ./manifest:FuzzYAMLDecodedSize
+FUZZ_TARGETS := ./archive:FuzzOpenSet ./manifest:FuzzParseBOM ./manifest:FuzzReadBundle ./manifest:FuzzParseTransferSpec ./manifest:FuzzYAMLDecodedSize ./registry:FuzzParseDestination ./verify:FuzzDecodeReceipt
 
 .PHONY: all build test unit fuzz-short fuzz lint testbin demo bench clean
 
