@@ -216,19 +216,39 @@ func (p *planner) fetchHTTPChart(ctx context.Context, src chartSource) (*fetched
 	if ch.Metadata.Name != src.Name || ch.Metadata.Version != cv.Version {
 		return nil, fmt.Errorf("%w: %s serves chart %s %s for %s %s", ErrSource, u, ch.Metadata.Name, ch.Metadata.Version, src.Name, cv.Version)
 	}
+	prov, err := p.httpProvenance(ctx, client, rs, u, src.Name+" "+cv.Version)
+	if err != nil {
+		return nil, err
+	}
 	res, err := buildArtifact(ctx, p.cache, artifactSpec{
 		kind:        manifest.KindChart,
 		source:      u,
 		dest:        chartDest(ch.Metadata.Name, ch.Metadata.Version),
 		configType:  manifest.MediaTypeHelmConfig,
 		config:      ch.Metadata,
-		layers:      []artifactLayer{{blob: tgz}},
+		layers:      chartLayers(tgz, prov),
 		annotations: chartAnnotations(ch.Metadata),
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &fetchedChart{res: res, chart: ch, version: cv.Version}, nil
+	fc := &fetchedChart{res: res, chart: ch, version: cv.Version}
+	if err := p.checkProvenance(ctx, fc, tgz, prov, u); err != nil {
+		return nil, err
+	}
+	return fc, nil
+}
+
+// chartLayers are the layers of a chart's manifest as `helm push` writes
+// them: the archive and, when there is one, the provenance file, ordered by
+// digest.
+func chartLayers(tgz manifest.Blob, prov *manifest.Blob) []artifactLayer {
+	layers := []artifactLayer{{blob: tgz}}
+	if prov != nil {
+		layers = append(layers, artifactLayer{blob: *prov})
+		sort.Slice(layers, func(i, j int) bool { return layers[i].blob.Digest < layers[j].blob.Digest })
+	}
+	return layers
 }
 
 // chartAnnotations are the manifest annotations `helm push` writes, less
@@ -373,11 +393,19 @@ func (p *planner) fetchOCIChart(ctx context.Context, src chartSource) (*fetchedC
 	if err != nil {
 		return nil, err
 	}
+	prov, err := p.ociProvenance(ctx, repoRef, om.Layers, src.Name+" "+version)
+	if err != nil {
+		return nil, err
+	}
 	res.artifact.Kind = manifest.KindChart
 	res.artifact.Dest = chartDest(ch.Metadata.Name, ch.Metadata.Version)
 	res.artifact.Name = res.artifact.Dest.String()
 	res.artifact.Source = "oci://" + refStr
-	return &fetchedChart{res: res, chart: ch, version: ch.Metadata.Version}, nil
+	fc := &fetchedChart{res: res, chart: ch, version: ch.Metadata.Version}
+	if err := p.checkProvenance(ctx, fc, *layer, prov, res.artifact.Source); err != nil {
+		return nil, err
+	}
+	return fc, nil
 }
 
 // ociChartVersion turns a version range into the highest matching tag.

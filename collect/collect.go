@@ -25,6 +25,10 @@ type Options struct {
 	// PackVerifier checks Artifact Studio pack signatures. Required when
 	// the spec has a .zst pack.
 	PackVerifier PackVerifier
+	// ChartKeyring verifies the provenance file of every chart fetched from
+	// a repository, and refuses a chart without one; nil carries whatever
+	// provenance a repository has, unchecked.
+	ChartKeyring *ChartKeyring
 	// PlainHTTP lets image references and oci:// charts use plain HTTP
 	// registries.
 	PlainHTTP bool

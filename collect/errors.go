@@ -21,6 +21,10 @@ var (
 	// ErrBadPackSignature is returned when a pack's vendor signature is
 	// missing or does not verify; the pack is not collected.
 	ErrBadPackSignature = errors.New("pack signature check failed")
+	// ErrChartProvenance is returned when a chart's provenance file does
+	// not verify against the chart keyring, or a keyring is given and the
+	// chart has none; the chart is not collected.
+	ErrChartProvenance = errors.New("chart provenance check failed")
 	// ErrPack is returned for a pack tarball that cannot be read.
 	ErrPack = errors.New("invalid pack")
 	// ErrChart is returned for a chart that does not load or render.

@@ -25,6 +25,10 @@ const (
 	MediaTypeTarGzip = "application/vnd.oci.image.layer.v1.tar+gzip"
 )
 
+// MediaTypeHelmProvenance is a chart's provenance file (the .prov of `helm
+// package --sign`), a layer of the chart's manifest as `helm push` writes it.
+const MediaTypeHelmProvenance = "application/vnd.cncf.helm.chart.provenance.v1.prov"
+
 // Annotations ferry writes on the artifacts it builds, and the keys of
 // Artifact.Annotations that ingest reads.
 const (
@@ -41,6 +45,13 @@ const (
 	AnnotationPackSignature = "ferry.pack.signature"
 	// AnnotationPackKeyID is the ID of the key the signature verified with.
 	AnnotationPackKeyID = "ferry.pack.signatureKeyID"
+	// AnnotationChartProvenance is the digest of a chart's provenance
+	// layer, set on every chart artifact that carries one.
+	AnnotationChartProvenance = "ferry.chart.provenance"
+	// AnnotationChartProvenanceKeyID is the fingerprint of the OpenPGP key
+	// whose signature of the provenance verified at collect, together with
+	// the chart archive's hash; absent when no keyring was given.
+	AnnotationChartProvenanceKeyID = "ferry.chart.provenanceKeyID"
 	// AnnotationSourceDigest is the source's digest of an image index that
 	// was cut down to a platform subset, and so has a new digest.
 	AnnotationSourceDigest = "ferry.source.digest"

@@ -38,6 +38,7 @@ type collectFlags struct {
 	bundles           cli.StringSlice
 	packs             cli.StringSlice
 	packKey           string
+	chartKeyring      string
 	allowMissingPacks bool
 	upstreamRepos     cli.StringSlice
 	platforms         cli.StringSlice
@@ -117,6 +118,7 @@ func sourceFlags(f *collectFlags, verb string) []cli.Flag {
 		&cli.StringSliceFlag{Name: "bundle", Usage: "Profile Bundle archive <bundle>-<version>.tar.gz (repeatable)", Destination: &f.bundles},
 		&cli.StringSliceFlag{Name: "pack", Usage: "pack: <name>.zst (signature <name>.sig.bin beside it), or a pack tarball or folder (repeatable)", Destination: &f.packs},
 		&cli.StringFlag{Name: "pack-key", Usage: "vendor public key (PEM, RSA or ECDSA) that .zst pack signatures must verify against", Destination: &f.packKey},
+		&cli.StringFlag{Name: "chart-keyring", Usage: "OpenPGP public keyring (`FILE`, as for helm verify) that every chart's provenance file (.prov) must verify against; a chart without one is refused", Destination: &f.chartKeyring},
 		&cli.BoolFlag{Name: "allow-missing-packs", Usage: verb + " a bundle even when packs its profiles need are not given", Destination: &f.allowMissingPacks},
 		&cli.StringSliceFlag{Name: "upstream-repo", Usage: "CHART=URL: where to fetch a bundle's chart that points at an internal registry (repeatable)", Destination: &f.upstreamRepos},
 		&cli.StringSliceFlag{Name: "platform", Usage: "keep only these platforms of multi-arch images, os/arch[/variant] (repeatable or comma-separated)", Destination: &f.platforms},
@@ -132,8 +134,8 @@ func sourceFlags(f *collectFlags, verb string) []cli.Flag {
 	}
 }
 
-// applyRender sets how charts are rendered (in a bounded child process)
-// and what becomes of gaps.
+// applyRender sets how charts are rendered (in a bounded child process),
+// which keys their provenance must verify with, and what becomes of gaps.
 func (f *collectFlags) applyRender(opts *collect.Options) error {
 	mem, err := parseSize(f.renderMemory)
 	if err != nil {
@@ -147,6 +149,11 @@ func (f *collectFlags) applyRender(opts *collect.Options) error {
 		return err
 	}
 	opts.Renderer, opts.Strict, opts.AllowBrokenCharts = r, f.strict, f.allowBrokenCharts
+	if f.chartKeyring != "" {
+		if opts.ChartKeyring, err = collect.LoadChartKeyring(f.chartKeyring); err != nil {
+			return usageErrorf("--chart-keyring: %v", err)
+		}
+	}
 	return nil
 }
 
@@ -465,7 +472,7 @@ func collectProgress(prog progress) collect.Progress {
 // collectExit gives a collect error its exit code.
 func collectExit(err error) error {
 	switch {
-	case errors.Is(err, collect.ErrBadPackSignature), errors.Is(err, verify.ErrBadSignature), errors.Is(err, verify.ErrNoSignature),
+	case errors.Is(err, collect.ErrBadPackSignature), errors.Is(err, collect.ErrChartProvenance), errors.Is(err, verify.ErrBadSignature), errors.Is(err, verify.ErrNoSignature),
 		errors.Is(err, collect.ErrMirrorMismatch):
 		return withCode(ExitVerify, err)
 	case errors.Is(err, errRenderTimeout):
