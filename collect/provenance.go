@@ -15,6 +15,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
 	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/google/go-containerregistry/pkg/name"
 	"helm.sh/helm/v3/pkg/provenance"
 
@@ -172,13 +173,37 @@ func (k *ChartKeyring) verify(ctx context.Context, cache *Cache, chartBlob, prov
 		return fmt.Sprintf("%X", ver.SignedBy.PrimaryKey.Fingerprint), nil
 	case ver != nil && ver.SignedBy != nil:
 		// The signature is good: what it signs is not this archive.
-		return "", fmt.Errorf("the chart archive is not the one its provenance (signed by key %X) vouches for, so it was changed after signing: %v",
-			ver.SignedBy.PrimaryKey.Fingerprint, err)
+		return "", fmt.Errorf("the chart archive (%s) is not the one its provenance, signed by key %X, vouches for: it was changed after signing (%v)",
+			chartBlob.Digest, ver.SignedBy.PrimaryKey.Fingerprint, err)
 	case errors.Is(err, pgperrors.ErrUnknownIssuer):
-		return "", fmt.Errorf("the provenance is signed by a key that is not in the keyring %s (keys: %s)", k.file, k.fingerprints())
+		return "", fmt.Errorf("the provenance is signed by key %s, which is not in the keyring %s (it holds %s)", provIssuer(provPath), k.file, k.fingerprints())
 	default:
 		return "", fmt.Errorf("the provenance signature does not verify against the keyring %s: %v", k.file, err)
 	}
+}
+
+// provIssuer names the key a provenance file says signed it: its
+// fingerprint, else its key ID, else "(unnamed)".
+func provIssuer(provPath string) string {
+	data, err := os.ReadFile(provPath)
+	if err != nil {
+		return "(unnamed)"
+	}
+	block, _ := clearsign.Decode(data)
+	if block == nil || block.ArmoredSignature == nil {
+		return "(unnamed)"
+	}
+	pkt, err := packet.Read(block.ArmoredSignature.Body)
+	sig, ok := pkt.(*packet.Signature)
+	switch {
+	case err != nil || !ok:
+		return "(unnamed)"
+	case len(sig.IssuerFingerprint) > 0:
+		return fmt.Sprintf("%X", sig.IssuerFingerprint)
+	case sig.IssuerKeyId != nil:
+		return fmt.Sprintf("ID %016X", *sig.IssuerKeyId)
+	}
+	return "(unnamed)"
 }
 
 // fingerprints lists the keyring's primary keys, for an error message.
