@@ -117,15 +117,15 @@ func (p *planner) ociProvenance(ctx context.Context, repoRef name.Repository, la
 }
 
 // checkProvenance applies the chart keyring, if any, to a fetched chart (tgz
-// is its archive) and its provenance (nil: the repository has none), and records what it found
-// on the chart's artifact. With a keyring, a chart without provenance is
-// refused: a keyring says every chart must be signed.
+// is its archive) and its provenance (nil: the repository has none), and
+// records what it found on the chart's artifact. With a keyring, a chart
+// without provenance is refused: a keyring says every chart must be signed.
 func (p *planner) checkProvenance(ctx context.Context, fc *fetchedChart, tgz manifest.Blob, prov *manifest.Blob, from string) error {
 	label := fc.chart.Metadata.Name + " " + fc.version
 	kr := p.opts.ChartKeyring
 	if prov == nil {
 		if kr != nil {
-			return fmt.Errorf("%w: chart %s from %s has no provenance file, and a chart keyring is given: every chart must be signed", ErrChartProvenance, label, from)
+			return fmt.Errorf("chart %s from %s: %w: it has no provenance file, and with a chart keyring every chart must be signed", label, from, ErrChartProvenance)
 		}
 		return nil
 	}
@@ -139,7 +139,7 @@ func (p *planner) checkProvenance(ctx context.Context, fc *fetchedChart, tgz man
 	}
 	fp, err := kr.verify(ctx, p.cache, tgz, *prov, fc.chart.Metadata.Name, fc.chart.Metadata.Version)
 	if err != nil {
-		return fmt.Errorf("%w: chart %s from %s: %v", ErrChartProvenance, label, from, err)
+		return fmt.Errorf("chart %s from %s: %w", label, from, err)
 	}
 	a.Annotations[manifest.AnnotationChartProvenanceKeyID] = fp
 	return nil
@@ -150,7 +150,7 @@ func (p *planner) checkProvenance(ctx context.Context, fc *fetchedChart, tgz man
 // signs. Helm names the archive <name>-<version>.tgz when it pulls a chart
 // from a registry, and so does the check here, so that what passes here
 // passes `helm pull --verify` at the destination. It returns the signing
-// key's fingerprint.
+// key's fingerprint; a check that fails is an ErrChartProvenance.
 func (k *ChartKeyring) verify(ctx context.Context, cache *Cache, chartBlob, provBlob manifest.Blob, name, version string) (string, error) {
 	dir, err := os.MkdirTemp("", "ferry-provenance-")
 	if err != nil {
@@ -173,12 +173,12 @@ func (k *ChartKeyring) verify(ctx context.Context, cache *Cache, chartBlob, prov
 		return fmt.Sprintf("%X", ver.SignedBy.PrimaryKey.Fingerprint), nil
 	case ver != nil && ver.SignedBy != nil:
 		// The signature is good: what it signs is not this archive.
-		return "", fmt.Errorf("the chart archive (%s) is not the one its provenance, signed by key %X, vouches for: it was changed after signing (%v)",
-			chartBlob.Digest, ver.SignedBy.PrimaryKey.Fingerprint, err)
+		return "", fmt.Errorf("%w: the chart archive (%s) is not the one its provenance, signed by key %X, vouches for: it was changed after signing (%v)",
+			ErrChartProvenance, chartBlob.Digest, ver.SignedBy.PrimaryKey.Fingerprint, err)
 	case errors.Is(err, pgperrors.ErrUnknownIssuer):
-		return "", fmt.Errorf("the provenance is signed by key %s, which is not in the keyring %s (it holds %s)", provIssuer(provPath), k.file, k.fingerprints())
+		return "", fmt.Errorf("%w: the provenance is signed by key %s, which is not in the keyring %s (it holds %s)", ErrChartProvenance, provIssuer(provPath), k.file, k.fingerprints())
 	default:
-		return "", fmt.Errorf("the provenance signature does not verify against the keyring %s: %v", k.file, err)
+		return "", fmt.Errorf("%w: the provenance signature does not verify against the keyring %s: %v", ErrChartProvenance, k.file, err)
 	}
 }
 

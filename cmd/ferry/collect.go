@@ -472,7 +472,9 @@ func collectProgress(prog progress) collect.Progress {
 // collectExit gives a collect error its exit code.
 func collectExit(err error) error {
 	switch {
-	case errors.Is(err, collect.ErrBadPackSignature), errors.Is(err, collect.ErrChartProvenance), errors.Is(err, verify.ErrBadSignature), errors.Is(err, verify.ErrNoSignature),
+	case errors.Is(err, collect.ErrChartProvenance):
+		return withCode(ExitVerify, err)
+	case errors.Is(err, collect.ErrBadPackSignature), errors.Is(err, verify.ErrBadSignature), errors.Is(err, verify.ErrNoSignature),
 		errors.Is(err, collect.ErrMirrorMismatch):
 		return withCode(ExitVerify, err)
 	case errors.Is(err, errRenderTimeout):
