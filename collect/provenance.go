@@ -61,7 +61,8 @@ func LoadChartKeyring(path string) (*ChartKeyring, error) {
 
 // httpProvenance fetches the provenance file Helm looks for next to a chart
 // archive, chartURL + ".prov", into the cache. A repository without one
-// (404) gives nil; any other failure is an error naming the URL.
+// (404) gives nil; any other failure is an error naming the URL when a
+// keyring asks for provenance, and a warning otherwise.
 func (p *planner) httpProvenance(ctx context.Context, client *http.Client, rs manifest.RepositorySpec, chartURL, label string) (*manifest.Blob, error) {
 	u := chartURL + ".prov"
 	resp, err := p.httpGet(ctx, client, rs, u)
@@ -69,6 +70,13 @@ func (p *planner) httpProvenance(ctx context.Context, client *http.Client, rs ma
 		return nil, nil
 	}
 	if err != nil {
+		// Without a keyring the file is optional: a bucket that answers
+		// 403 for a missing object, or a flaky mirror, must not stop a
+		// collect that never asked for provenance.
+		if p.opts.ChartKeyring == nil && ctx.Err() == nil {
+			p.warn("chart %s: no provenance carried: %v", label, err)
+			return nil, nil
+		}
 		return nil, fmt.Errorf("chart %s: provenance: %w", label, err)
 	}
 	defer resp.Body.Close()

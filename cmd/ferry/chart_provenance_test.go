@@ -183,7 +183,13 @@ func TestChartProvenanceRefusals(t *testing.T) {
 			files.ServeHTTP(w, req)
 		}))
 		t.Cleanup(srv.Close)
-		wantFail(t, ExitRegistry, []string{srv.URL + "/" + provChart + "-" + provVersion + ".tgz.prov", "503"}, b.planArgs(srv.URL)...)
+		provURL := srv.URL + "/" + provChart + "-" + provVersion + ".tgz.prov"
+		wantFail(t, ExitRegistry, []string{provURL, "503"}, b.planArgs(srv.URL, "--chart-keyring", b.signer.PublicKeyring)...)
+		// Without a keyring provenance is optional: a warning, no refusal.
+		res := mustFerry(t, b.planArgs(srv.URL)...)
+		if !strings.Contains(res.stderr, "no provenance carried") || !strings.Contains(res.stderr, provURL) {
+			t.Errorf("no warning naming %s:\n%s", provURL, res.stderr)
+		}
 	})
 	t.Run("not a keyring", func(t *testing.T) {
 		r := b.repo(t, b.signed, b.prov)
