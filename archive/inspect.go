@@ -15,10 +15,13 @@ type Inspection struct {
 	Created   string            `json:"created"`
 	Tool      string            `json:"tool,omitempty"`
 	Artifacts []ArtifactSummary `json:"artifacts"`
-	Stats     manifest.Stats    `json:"stats"`
-	Volumes   []VolumeSummary   `json:"volumes"`
-	Missing   []int             `json:"missingVolumes,omitempty"`
-	LastSeen  bool              `json:"lastVolumeSeen"`
+	// SupplyChain lists per image what is attached to it and the check of
+	// its signatures recorded at collect; empty when there is neither.
+	SupplyChain []manifest.ImageSupplyChain `json:"supplyChain,omitempty"`
+	Stats       manifest.Stats              `json:"stats"`
+	Volumes     []VolumeSummary             `json:"volumes"`
+	Missing     []int                       `json:"missingVolumes,omitempty"`
+	LastSeen    bool                        `json:"lastVolumeSeen"`
 }
 
 // ArtifactSummary is one artifact with its total size.
@@ -64,6 +67,7 @@ func Inspect(_ context.Context, s *Set) (*Inspection, error) {
 		}
 		in.Artifacts = append(in.Artifacts, ArtifactSummary{Artifact: a, TotalSize: total})
 	}
+	in.SupplyChain = s.bom.SupplyChain()
 	in.Stats = s.bom.Stats()
 	in.Missing, in.LastSeen = s.Missing()
 	return in, nil

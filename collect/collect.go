@@ -71,6 +71,18 @@ type Options struct {
 	// AllowBrokenCharts records a chart that does not load or render, and
 	// a bundle document that does not parse, as a gap instead of failing.
 	AllowBrokenCharts bool
+	// Referrers selects what attached to each image is carried: the
+	// signatures, attestations, SBOMs and other referrers found through the
+	// referrers API, the referrers tag schema or cosign's tags; "" means
+	// ReferrersAll.
+	Referrers ReferrerMode
+	// ImageVerifier, when set, checks each image's signatures and the bill
+	// of materials records the outcome. It needs the signatures, so
+	// Referrers must not be ReferrersNone.
+	ImageVerifier ImageVerifier
+	// RequireSigned refuses, with ErrImageSignature, any image the
+	// ImageVerifier does not verify. It needs an ImageVerifier.
+	RequireSigned bool
 	// Logger receives debug records and warnings; nil discards.
 	Logger *slog.Logger
 	// Progress receives progress events; nil fields are not called.
@@ -120,6 +132,9 @@ func (o *Options) defaults() {
 	}
 	if o.Renderer == nil {
 		o.Renderer = InProcess
+	}
+	if o.Referrers == "" {
+		o.Referrers = ReferrersAll
 	}
 }
 

@@ -37,6 +37,9 @@ var (
 	ErrBundleDocument = errors.New("bundle document does not parse")
 	// ErrGap is returned by a strict collect that found gaps.
 	ErrGap = errors.New("content named but not available")
+	// ErrImageSignature is returned when signed images are required and no
+	// given key verifies an image.
+	ErrImageSignature = errors.New("image signature check failed")
 )
 
 // ErrMirrorMismatch is returned when a registry mirror serves other content

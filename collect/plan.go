@@ -77,6 +77,10 @@ type planner struct {
 	warnings []string
 	arts     []*resolved
 	gaps     gapBook
+	// attached holds what is attached to each image, by image name, and
+	// verifications the outcome of checking image signatures.
+	attached      map[string]*attachedTo
+	verifications []manifest.ImageVerification
 }
 
 func (p *planner) warn(format string, args ...any) {
@@ -134,6 +138,9 @@ func newPlanner(opts Options, cache *Cache) (*planner, error) {
 	}
 	if err := opts.Spec.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if err := checkReferrerOptions(opts); err != nil {
+		return nil, err
 	}
 	var platforms []v1.Platform
 	for _, s := range opts.Spec.Platforms {
@@ -261,6 +268,12 @@ func (p *planner) plan(ctx context.Context) (*Plan, error) {
 		p.wantImage(im.Ref, manifest.Reason{From: originOf(im.Origin), Detail: detail})
 	}
 	if err := p.resolveImages(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.resolveReferrers(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.verifyImages(ctx); err != nil {
 		return nil, err
 	}
 	return p.build(needs)
@@ -395,6 +408,7 @@ func (p *planner) build(needs []PackNeed) (*Plan, error) {
 		bom.Artifacts = append(bom.Artifacts, r.artifact)
 	}
 	bom.Gaps = p.gaps.list()
+	bom.Verifications = p.verifications
 	// The id comes from the content, so the same content collected twice
 	// at the same time gets the same id, and so the same volumes.
 	id, err := manifest.ContentArchiveID(bom)
@@ -417,6 +431,8 @@ func kindOrder(k manifest.ArtifactKind) int {
 		return 1
 	case manifest.KindChart:
 		return 2
+	case manifest.KindReferrer:
+		return 4
 	}
 	return 3
 }

@@ -377,3 +377,54 @@ func isSBOMType(t string) bool {
 	base, _, _ := strings.Cut(t, ";")
 	return strings.Contains(base, "spdx") || strings.Contains(base, "cyclonedx")
 }
+
+// ImageSupplyChain is one image of a bill of materials with what is attached
+// to it, its own manifest or its platform manifests, and the check of its
+// signatures at collect.
+type ImageSupplyChain struct {
+	// Image is the image artifact's Name, and Digest its manifest or index.
+	Image  string `json:"image"`
+	Digest string `json:"digest"`
+	// Attached lists the referrer artifacts whose subject is the image or
+	// one of its platform manifests, in bill-of-materials order.
+	Attached []AttachedArtifact `json:"attached,omitempty"`
+	// Verification is the signature check recorded at collect, nil when
+	// none was made.
+	Verification *ImageVerification `json:"verification,omitempty"`
+}
+
+// AttachedArtifact is a referrer artifact as listed under its image.
+type AttachedArtifact struct {
+	// Name and Digest are the referrer artifact's.
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
+	Referrer
+}
+
+// SupplyChain lists, per image artifact, what the archive carries attached
+// to it and the signature check recorded for it. Images with neither are
+// left out; so it is empty for an archive collected without referrers or
+// keys.
+func (b *BOM) SupplyChain() []ImageSupplyChain {
+	verified := map[string]*ImageVerification{}
+	for i := range b.Verifications {
+		verified[b.Verifications[i].Image] = &b.Verifications[i]
+	}
+	var out []ImageSupplyChain
+	for _, im := range b.Artifacts {
+		if im.Kind != KindImage {
+			continue
+		}
+		sc := ImageSupplyChain{Image: im.Name, Digest: im.Digest, Verification: verified[im.Name]}
+		for _, a := range b.Artifacts {
+			if a.Referrer == nil || a.Dest.Repository != im.Dest.Repository || !contains(im.Blobs, a.Referrer.Subject) {
+				continue
+			}
+			sc.Attached = append(sc.Attached, AttachedArtifact{Name: a.Name, Digest: a.Digest, Referrer: *a.Referrer})
+		}
+		if len(sc.Attached) > 0 || sc.Verification != nil {
+			out = append(out, sc)
+		}
+	}
+	return out
+}

@@ -59,6 +59,7 @@ type collectFlags struct {
 	renderMemory      string
 	report            string
 	created           string
+	supply            supplyChainFlags
 }
 
 func collectCommand(env *environment) *cli.Command {
@@ -81,7 +82,7 @@ func collectCommand(env *environment) *cli.Command {
 			".002, ... when it needs more than one volume. Nothing that looks complete is left behind on failure.\n" +
 			"Registry credentials come from the docker config (~/.docker/config.json and its\n" +
 			"credential helpers). --plan lists every artifact and why it is in, without downloading.\n\n" + exitCodesHelp,
-		Flags: append(sourceFlags(&f, "collect"),
+		Flags: append(append(sourceFlags(&f, "collect"),
 			&cli.StringFlag{Name: "key", Usage: "private key (PEM) that signs the archive", Destination: &f.key},
 			&cli.BoolFlag{Name: "key-passphrase-stdin", Usage: "read the private key's passphrase from standard input (else " + passphraseEnv + ")", Destination: &f.passphraseStdin},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive path without extension: DIR/NAME gives DIR/NAME.tar.zst[.NNN]", Destination: &f.output},
@@ -90,7 +91,7 @@ func collectCommand(env *environment) *cli.Command {
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &f.quiet},
 			&cli.StringFlag{Name: "report", Usage: "also write the outcome as JSON to `FILE`: artifacts, gaps, warnings, volumes", Destination: &f.report},
 			&cli.StringFlag{Name: "created", Usage: "creation `TIME` of the archive (RFC 3339); the same content, key and time give byte-identical volumes (default: " + sourceDateEpochEnv + " if set, else now)", Destination: &f.created},
-		),
+		), f.supply.flags()...),
 		Action: func(c *cli.Context) error { return runCollect(c, env, &f) },
 	}
 }
@@ -311,6 +312,9 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 	if err := f.applyRender(&opts); err != nil {
 		return err
 	}
+	if err := f.supply.apply(&opts); err != nil {
+		return err
+	}
 	if spec.PackKey != "" {
 		pub, err := verify.LoadPublicKey(spec.Path(spec.PackKey))
 		if err != nil {
@@ -337,6 +341,7 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 		}
 		printWarnings(env, plan.Warnings)
 		printPlan(env, plan, volumeSize)
+		printSupplyChain(env.stdout, plan.BOM.SupplyChain())
 		printGaps(env, plan.Gaps)
 		return writeCollectReport(f.report, plan.BOM, plan.Warnings, nil)
 	}
@@ -381,6 +386,7 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 	for _, v := range res.Volumes {
 		fmt.Fprintf(env.stdout, "  %s  %s\n", v.Path, humanBytes(v.Size))
 	}
+	printSupplyChain(env.stdout, res.BOM.SupplyChain())
 	printGaps(env, res.BOM.Gaps)
 	return writeCollectReport(f.report, res.BOM, res.Warnings, res.Volumes)
 }
@@ -477,6 +483,8 @@ func collectExit(err error) error {
 	case errors.Is(err, collect.ErrBadPackSignature), errors.Is(err, verify.ErrBadSignature), errors.Is(err, verify.ErrNoSignature),
 		errors.Is(err, collect.ErrMirrorMismatch):
 		return withCode(ExitVerify, err)
+	case errors.Is(err, collect.ErrImageSignature):
+		return withCode(ExitVerify, fmt.Errorf("%w; sign them with a key given to --image-key, give the key they are signed with, or drop --require-signed", err))
 	case errors.Is(err, errRenderTimeout):
 		return withCode(ExitTimeout, err)
 	case errors.Is(err, collect.ErrMissingPack), errors.Is(err, collect.ErrNotFound), errors.Is(err, collect.ErrGap),

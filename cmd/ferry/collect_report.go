@@ -52,7 +52,11 @@ func printPlan(env *environment, plan *collect.Plan, volumeSize int64) {
 	for _, b := range plan.BOM.Blobs {
 		size[b.Digest] = b.Size
 	}
+	under, orphans := attachedRows(plan.BOM)
 	for _, a := range plan.BOM.Artifacts {
+		if a.Kind == manifest.KindReferrer && !containsArtifact(orphans, a.Name) {
+			continue // listed under its image
+		}
 		var total int64
 		for _, d := range a.Blobs {
 			total += size[d]
@@ -69,6 +73,9 @@ func printPlan(env *environment, plan *collect.Plan, volumeSize int64) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Kind, a.Name, a.Dest.String(), humanBytes(total), reasons[0])
 		for _, r := range reasons[1:] {
 			fmt.Fprintf(tw, "\t\t\t\t%s\n", r)
+		}
+		for _, at := range under[a.Name] {
+			fmt.Fprintf(tw, "  %s\t  %s\t%s\t%s\t%s\n", at.Referrer.Kind, at.Name, at.Dest.String(), humanBytes(sizeOf(size, at)), at.Referrer.ArtifactType)
 		}
 	}
 	tw.Flush()

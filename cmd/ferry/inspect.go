@@ -103,6 +103,7 @@ func printInspection(env *environment, in *archive.Inspection) {
 		arts[i] = a.Artifact
 	}
 	printConversions(w, arts)
+	printSupplyChain(w, in.SupplyChain)
 	s := in.Stats
 	fmt.Fprintf(w, "\n%d artifacts, %d blobs; %s as separate images, %s stored: deduplication saves %s\n\n",
 		s.Artifacts, s.Blobs, humanBytes(s.LogicalBytes), humanBytes(s.StoredBytes), humanBytes(s.Saved()))
