@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -386,7 +387,8 @@ type ImageSupplyChain struct {
 	Image  string `json:"image"`
 	Digest string `json:"digest"`
 	// Attached lists the referrer artifacts whose subject is the image or
-	// one of its platform manifests, in bill-of-materials order.
+	// one of its platform manifests: signatures, attestations, SBOMs, then
+	// the others, each in bill-of-materials order.
 	Attached []AttachedArtifact `json:"attached,omitempty"`
 	// Verification is the signature check recorded at collect, nil when
 	// none was made.
@@ -399,6 +401,19 @@ type AttachedArtifact struct {
 	Name   string `json:"name"`
 	Digest string `json:"digest"`
 	Referrer
+}
+
+// kindRank puts signatures first: what an operator checks first.
+func kindRank(k ReferrerKind) int {
+	switch k {
+	case ReferrerSignature:
+		return 0
+	case ReferrerAttestation:
+		return 1
+	case ReferrerSBOM:
+		return 2
+	}
+	return 3
 }
 
 // SupplyChain lists, per image artifact, what the archive carries attached
@@ -422,6 +437,9 @@ func (b *BOM) SupplyChain() []ImageSupplyChain {
 			}
 			sc.Attached = append(sc.Attached, AttachedArtifact{Name: a.Name, Digest: a.Digest, Referrer: *a.Referrer})
 		}
+		sort.SliceStable(sc.Attached, func(i, j int) bool {
+			return kindRank(sc.Attached[i].Kind) < kindRank(sc.Attached[j].Kind)
+		})
 		if len(sc.Attached) > 0 || sc.Verification != nil {
 			out = append(out, sc)
 		}

@@ -44,6 +44,9 @@ type countingProxy struct {
 	blobGets  atomic.Int64
 	manifests atomic.Int64
 	all       atomic.Int64
+	// attached counts requests for what is attached to images: the
+	// referrers API and the referrers and cosign tags (sha256-<hex>...).
+	attached atomic.Int64
 }
 
 func startCountingProxy(t *testing.T, reg *testbed.Registry) *countingProxy {
@@ -55,6 +58,9 @@ func startCountingProxy(t *testing.T, reg *testbed.Registry) *countingProxy {
 	cp := &countingProxy{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cp.all.Add(1)
+		if strings.Contains(r.URL.Path, "/referrers/") || strings.Contains(r.URL.Path, "/manifests/sha256-") {
+			cp.attached.Add(1)
+		}
 		switch {
 		case r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/"):
 			cp.blobGets.Add(1)
@@ -72,6 +78,7 @@ func (c *countingProxy) reset() {
 	c.blobGets.Store(0)
 	c.manifests.Store(0)
 	c.all.Store(0)
+	c.attached.Store(0)
 }
 
 // tgz builds a gzip'd tar of files (path -> content), sorted.

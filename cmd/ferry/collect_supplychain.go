@@ -66,7 +66,15 @@ func (k imageKeys) VerifyImage(ctx context.Context, image, subject string, attac
 	for i, a := range attached {
 		as[i] = verify.Attached{Digest: a.Digest, Manifest: a.Manifest, Blobs: a.Blobs}
 	}
-	return verify.VerifyImage(ctx, subject, as, k).Record(image)
+	rec := verify.VerifyImage(ctx, subject, as, k).Record(image)
+	if rec.Status == manifest.SignatureFailed {
+		names := make([]string, len(k))
+		for i, key := range k {
+			names[i] = key.Name
+		}
+		rec.Reason += " (keys tried: " + strings.Join(names, ", ") + ")"
+	}
+	return rec
 }
 
 // printSupplyChain lists, per image, what is attached to it and the check

@@ -190,3 +190,13 @@ func join(parts ...[]string) []string {
 	}
 	return out
 }
+
+// SignChild signs the platform manifest Children[i] of Index the legacy way
+// (tag sha256-<hex>.sig), for tests of attachments on platform manifests;
+// the fixture itself signs only the index.
+func (s *SignedSource) SignChild(t testing.TB, i int) Subject {
+	t.Helper()
+	child := s.Children[i]
+	sign(t, s.Cosign, s.Cosign.RegistryArgs(t, s.Registry), s.Host+"/"+child.RepoDigest())
+	return child
+}
