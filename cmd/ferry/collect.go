@@ -81,7 +81,9 @@ func collectCommand(env *environment) *cli.Command {
 			"same content downloads no layer) and written into NAME.tar.zst, or NAME.tar.zst.001,\n" +
 			".002, ... when it needs more than one volume. Nothing that looks complete is left behind on failure.\n" +
 			"Registry credentials come from the docker config (~/.docker/config.json and its\n" +
-			"credential helpers). --plan lists every artifact and why it is in, without downloading.\n\n" + exitCodesHelp,
+			"credential helpers). --plan lists every artifact and why it is in, without downloading.\n" +
+			"What is attached to each image (cosign signatures, attestations, SBOMs, OCI referrers) travels\n" +
+			"with it (--referrers); --image-key checks image signatures offline and records the outcome.\n\n" + exitCodesHelp,
 		Flags: append(append(sourceFlags(&f, "collect"),
 			&cli.StringFlag{Name: "key", Usage: "private key (PEM) that signs the archive", Destination: &f.key},
 			&cli.BoolFlag{Name: "key-passphrase-stdin", Usage: "read the private key's passphrase from standard input (else " + passphraseEnv + ")", Destination: &f.passphraseStdin},
