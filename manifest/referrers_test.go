@@ -139,3 +139,43 @@ func TestImageVerificationValidate(t *testing.T) {
 		}
 	}
 }
+
+// SupplyChain lists an image's attachments, its own and its platform
+// manifests', signatures first, and leaves out what belongs to another
+// repository holding the same digest.
+func TestSupplyChain(t *testing.T) {
+	d := func(c string) string { return "sha256:" + strings.Repeat(c, 64) }
+	index, child, other := d("1"), d("2"), d("3")
+	ref := func(name, digest, repo, subject string, kind ReferrerKind) Artifact {
+		return Artifact{Kind: KindReferrer, Name: name, Digest: digest, Dest: Destination{Repository: repo},
+			Referrer: &Referrer{Subject: subject, Kind: kind, Attachment: AttachedBySubject}}
+	}
+	b := &BOM{
+		Artifacts: []Artifact{
+			{Kind: KindImage, Name: "reg/multi:v1", Digest: index, Dest: Destination{Repository: "images/multi", Tag: "v1"}, Blobs: []string{child, index}},
+			{Kind: KindImage, Name: "reg/plain:v1", Digest: other, Dest: Destination{Repository: "images/plain", Tag: "v1"}, Blobs: []string{other}},
+			ref("a-sbom", d("4"), "images/multi", index, ReferrerSBOM),
+			ref("b-child-sig", d("5"), "images/multi", child, ReferrerSignature),
+			ref("c-sig", d("6"), "images/multi", index, ReferrerSignature),
+			ref("d-elsewhere", d("7"), "images/copy", index, ReferrerSignature),
+		},
+		Verifications: []ImageVerification{{Image: "reg/plain:v1", Subject: other, Status: SignatureUnsigned}},
+	}
+	sc := b.SupplyChain()
+	if len(sc) != 2 || sc[0].Image != "reg/multi:v1" || sc[1].Image != "reg/plain:v1" {
+		t.Fatalf("supply chain %+v, want both images", sc)
+	}
+	var names []string
+	for _, a := range sc[0].Attached {
+		names = append(names, a.Name)
+	}
+	if got := strings.Join(names, " "); got != "b-child-sig c-sig a-sbom" {
+		t.Errorf("attached to the index: %s, want b-child-sig c-sig a-sbom", got)
+	}
+	if sc[0].Verification != nil || sc[1].Verification == nil || sc[1].Verification.Status != SignatureUnsigned || len(sc[1].Attached) != 0 {
+		t.Errorf("verifications: %+v / %+v", sc[0].Verification, sc[1])
+	}
+	if got := (&BOM{Artifacts: b.Artifacts[1:2]}).SupplyChain(); got != nil {
+		t.Errorf("an image with nothing attached and no check: %+v, want nothing", got)
+	}
+}

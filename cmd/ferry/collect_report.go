@@ -136,6 +136,8 @@ type collectReport struct {
 	Gaps      []manifest.Gap       `json:"gaps"`
 	Warnings  []string             `json:"warnings"`
 	Volumes   []archive.VolumeInfo `json:"volumes,omitempty"`
+	// Verifications are the image signature checks (--image-key).
+	Verifications []manifest.ImageVerification `json:"verifications,omitempty"`
 }
 
 func writeCollectReport(path string, bom *manifest.BOM, warnings []string, volumes []archive.VolumeInfo) error {
@@ -146,7 +148,7 @@ func writeCollectReport(path string, bom *manifest.BOM, warnings []string, volum
 	if err != nil {
 		return fmt.Errorf("--report: %w", err)
 	}
-	rep := collectReport{ArchiveID: bom.ArchiveID, Artifacts: bom.Artifacts, Gaps: bom.Gaps, Warnings: warnings, Volumes: volumes}
+	rep := collectReport{ArchiveID: bom.ArchiveID, Artifacts: bom.Artifacts, Gaps: bom.Gaps, Warnings: warnings, Volumes: volumes, Verifications: bom.Verifications}
 	if rep.Gaps == nil {
 		rep.Gaps = []manifest.Gap{}
 	}
