@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/internal/testbed"
 	"github.com/ferrytool/ferry/manifest"
 )
@@ -327,6 +330,20 @@ func TestCollectOCIReferrers(t *testing.T) {
 	mustFerry(t, "key", "generate", "--output", filepath.Join(dir, "ferry"))
 	key, pub := filepath.Join(dir, "ferry.key"), filepath.Join(dir, "ferry.pub")
 	image := s.Host + "/oci/app:v1"
+
+	// A referrer that is an index: carried with the manifest under it.
+	testbed.PushRandomImage(t, s.Registry, "oci/app:part", 1, 2<<10)
+	part := testbed.Descriptor(t, s.Registry, "oci/app:part")
+	const evidenceType = "application/vnd.example.evidence.v1+json"
+	idx, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": manifest.MediaTypeOCIIndex, "artifactType": evidenceType,
+		"manifests": []any{map[string]any{"mediaType": string(part.MediaType), "digest": part.Digest.String(), "size": part.Size}},
+		"subject":   map[string]any{"mediaType": string(s.Image.Descriptor.MediaType), "digest": s.Image.Digest(), "size": s.Image.Descriptor.Size}})
+	idxDigest := digestio.FromBytes(idx)
+	if err := remote.Put(s.Registry.Ref(t, "oci/app@"+idxDigest), rawManifest{idx, manifest.MediaTypeOCIIndex},
+		append(s.Registry.Options(), remote.WithContext(t.Context()))...); err != nil {
+		t.Fatal(err)
+	}
+
 	collect := func(name string, extra ...string) supplyInspection {
 		out := filepath.Join(dir, name)
 		mustFerry(t, append([]string{"collect", "--quiet", "--plain-http", "--key", key, "--output", out,
@@ -339,8 +356,12 @@ func TestCollectOCIReferrers(t *testing.T) {
 		t.Errorf("SBOM referrer %s (%s), want %s (%s)", sbom.Digest, sbom.Referrer.ArtifactType, s.SBOM.Digest, testbed.SPDXMediaType)
 	}
 	wantReferrer(t, in, s.Image.Digest(), "images/oci/app", manifest.ReferrerSignature, "")
-	if n := len(in.referrers()); n != 2 {
-		t.Errorf("%d referrers carried, want the SBOM and the bundle", n)
+	evidence := wantReferrer(t, in, s.Image.Digest(), "images/oci/app", manifest.ReferrerOther, "")
+	if evidence.Digest != idxDigest || evidence.Referrer.ArtifactType != evidenceType || !slices.Contains(evidence.Blobs, part.Digest.String()) || len(evidence.Blobs) != 4 {
+		t.Errorf("index referrer %s (%s) with blobs %v; want %s (%s) with its manifest, config and layer", evidence.Digest, evidence.Referrer.ArtifactType, evidence.Blobs, idxDigest, evidenceType)
+	}
+	if n := len(in.referrers()); n != 3 {
+		t.Errorf("%d referrers carried, want the SBOM, the bundle and the index", n)
 	}
 	im, ok := in.image(image)
 	if !ok || im.Verification == nil || im.Verification.Status != manifest.SignatureVerified || im.Verification.Format != manifest.SignatureFormatBundle {
