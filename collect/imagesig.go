@@ -60,9 +60,8 @@ func (p *planner) verifyImages(ctx context.Context) error {
 	for _, im := range images {
 		art := im.artifact
 		var rec manifest.ImageVerification
-		if src := art.Annotations[manifest.AnnotationSourceDigest]; src != "" {
-			rec = manifest.ImageVerification{Image: art.Name, Subject: art.Digest, Status: manifest.SignatureFailed,
-				Reason: fmt.Sprintf("the index was cut to a subset of its platforms, so no signature covers it (the source's index is %s)", src)}
+		if why := rewrittenRoot(art); why != "" {
+			rec = manifest.ImageVerification{Image: art.Name, Subject: art.Digest, Status: manifest.SignatureFailed, Reason: why}
 		} else {
 			sigs, err := p.signaturesOf(ctx, art)
 			if err != nil {
@@ -156,4 +155,17 @@ func checkReferrerOptions(o Options) error {
 		return fmt.Errorf("%w: requiring signed images needs keys to check them with", ErrUsage)
 	}
 	return nil
+}
+
+// rewrittenRoot says why no signature made at the source can cover the
+// image's root manifest as the archive holds it, or "" when it is the
+// source's own.
+func rewrittenRoot(art manifest.Artifact) string {
+	if src := art.Annotations[manifest.AnnotationSourceDigest]; src != "" {
+		return fmt.Sprintf("the index was cut to a subset of its platforms, so no signature covers it (the source's index is %s)", src)
+	}
+	if from, ok := art.ConvertedFrom(art.Digest); ok {
+		return fmt.Sprintf("the manifest was converted to OCI, so no signature covers it (the source's manifest is %s)", from)
+	}
+	return ""
 }
