@@ -141,12 +141,12 @@ func (p *planner) attachmentsOf(ctx context.Context, src ReferrerSource, im *res
 		return nil, err
 	}
 	at := &attachedTo{image: im, from: from, manifests: map[string][]byte{}}
-	rewritten := map[string]bool{}
+	rewritten := map[string]string{} // archive digest -> the source's
 	for _, c := range art.Converted {
-		rewritten[c.To] = true
+		rewritten[c.To] = c.From
 	}
-	if art.Annotations[manifest.AnnotationSourceDigest] != "" {
-		rewritten[art.Digest] = true
+	if src := art.Annotations[manifest.AnnotationSourceDigest]; src != "" {
+		rewritten[art.Digest] = src
 	}
 	subjects := []string{art.Digest}
 	for _, b := range im.blobs {
@@ -155,8 +155,8 @@ func (p *planner) attachmentsOf(ctx context.Context, src ReferrerSource, im *res
 		}
 	}
 	for _, subject := range subjects {
-		if rewritten[subject] {
-			at.warnings = append(at.warnings, fmt.Sprintf("image %s: what is attached to manifest %s at the source is not carried: collect rewrote that manifest, so its digest in the archive differs", art.Name, subject))
+		if src, ok := rewritten[subject]; ok {
+			at.warnings = append(at.warnings, fmt.Sprintf("image %s: what is attached to manifest %s at the source is not carried: collect rewrote that manifest (it is %s in the archive), so no attachment names it", art.Name, src, subject))
 			continue
 		}
 		atts, err := DiscoverReferrers(ctx, src, from, subject, mode)

@@ -262,6 +262,23 @@ func TestCollectCarriesSignaturesAndChecksThem(t *testing.T) {
 		wantFail(t, ExitUsage, []string{"--referrers"}, append(base, "--plan", "--image", app, "--referrers", "some")...)
 	})
 
+	t.Run("platform subset", func(t *testing.T) {
+		// The cut index is not what the source signed: its signature stays
+		// behind, the kept platform manifest's travels.
+		pl := child.Descriptor.Platform
+		r := mustFerry(t, "collect", "--plan", "--quiet", "--plain-http", "--cache-dir", filepath.Join(b.dir, "cache"), "--image", multi,
+			"--platform", pl.OS+"/"+pl.Architecture, "--image-key", s.Cosign.PublicKeyPath)
+		if !strings.Contains(r.stderr, s.Index.Digest()) || !strings.Contains(r.stderr, "not carried") {
+			t.Errorf("no warning that the index's attachments stay behind:\n%s", r.stderr)
+		}
+		if !strings.Contains(r.stdout, legacyTag(child, ".sig")) || strings.Contains(r.stdout, legacyTag(s.Index, ".sig")) {
+			t.Errorf("want the platform manifest's signature alone:\n%s", r.stdout)
+		}
+		if !strings.Contains(r.stdout, "failed: the index was cut to a subset of its platforms") {
+			t.Errorf("the cut index is not reported as failing its check:\n%s", r.stdout)
+		}
+	})
+
 	t.Run("signatures only", func(t *testing.T) {
 		in, _ := b.collect(t, "sigs", append(images, "--referrers", "signatures")...)
 		kinds := map[manifest.ReferrerKind]int{}
