@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrytool/ferry/internal/testbed"
+	"github.com/ferrytool/ferry/internal/testbed/bolttest"
 )
 
 // Damage a local database the way a power cut or a bad disk does
-// (testbed.BoltDamages), and check that opening it says so, naming the file,
+// (bolttest.Damages()), and check that opening it says so, naming the file,
 // instead of crashing.
 
 // fillJournal writes enough records to spread the journal over many pages.
@@ -66,7 +66,7 @@ func checkDamaged(t *testing.T, path string, err error) {
 
 func TestDamagedJournal(t *testing.T) {
 	for _, ro := range []bool{false, true} {
-		for _, d := range testbed.BoltDamages {
+		for _, d := range bolttest.Damages() {
 			t.Run(fmt.Sprintf("%s/readonly=%v", d.Name, ro), func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "journal.db")
 				fillJournal(t, path)
@@ -90,12 +90,12 @@ func TestJournalZeroedPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused := 0
-	for n := range testbed.BoltPages(t, path) {
+	for n := range bolttest.Pages(t, path) {
 		for _, ro := range []bool{true, false} {
 			if err := os.WriteFile(path, good, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			testbed.ZeroBoltPage(t, path, n)
+			bolttest.ZeroPage(t, path, n)
 			j, err := OpenJournal(path, JournalOptions{LockTimeout: time.Second, ReadOnly: ro})
 			if err != nil {
 				checkDamaged(t, path, err)
@@ -111,11 +111,11 @@ func TestJournalZeroedPages(t *testing.T) {
 	if refused == 0 {
 		t.Fatal("no zeroed page was noticed")
 	}
-	t.Logf("%d pages, %d opens refused", testbed.BoltPages(t, path), refused)
+	t.Logf("%d pages, %d opens refused", bolttest.Pages(t, path), refused)
 }
 
 func TestDamagedCacheIndex(t *testing.T) {
-	for _, d := range testbed.BoltDamages {
+	for _, d := range bolttest.Damages() {
 		t.Run(d.Name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "index.db")
 			ci, err := OpenCacheIndex(path, 0)

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrytool/ferry/internal/testbed"
+	"github.com/ferrytool/ferry/internal/testbed/bolttest"
 	"github.com/ferrytool/ferry/store"
 )
 
@@ -17,8 +17,8 @@ func TestDamagedJournalExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "ferry")
 	mustFerry(t, "key", "generate", "--output", key)
-	for _, d := range testbed.BoltDamages {
-		if !d.Any {
+	for _, d := range bolttest.Damages() {
+		if !d.SmallFileOK {
 			continue // the files here hold a record or two
 		}
 		t.Run(d.Name, func(t *testing.T) {
@@ -59,8 +59,8 @@ func TestDamagedCacheIndexIsRebuilt(t *testing.T) {
 	dir := t.TempDir()
 	ec := newVendorKey(t, dir, "ecdsa")
 	zst := ec.writePack(t, dir, "edge-k8s", "1.33.5")
-	for _, d := range testbed.BoltDamages {
-		if !d.Any {
+	for _, d := range bolttest.Damages() {
+		if !d.SmallFileOK {
 			continue // the files here hold a record or two
 		}
 		t.Run(d.Name, func(t *testing.T) {
