@@ -123,8 +123,11 @@ func (p *planner) httpGet(ctx context.Context, client *http.Client, rs manifest.
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusNotFound {
+		switch resp.StatusCode {
+		case http.StatusNotFound:
 			return nil, fmt.Errorf("%w: GET %s: %s", ErrNotFound, u, resp.Status)
+		case http.StatusForbidden:
+			return nil, fmt.Errorf("%w: %w: GET %s: %s", ErrSource, errForbidden, u, resp.Status)
 		}
 		return nil, fmt.Errorf("%w: GET %s: %s", ErrSource, u, resp.Status)
 	}

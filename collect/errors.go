@@ -46,3 +46,7 @@ var (
 // for a reference than its source (or the pinned digest) says; nothing
 // from that mirror is collected for it.
 var ErrMirrorMismatch = errors.New("registry mirror serves different content")
+
+// errForbidden marks, beside ErrSource, a chart repository's 403: object
+// stores answer it for a file that is not there, as for a missing .prov.
+var errForbidden = errors.New("forbidden")

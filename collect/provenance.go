@@ -61,30 +61,32 @@ func LoadChartKeyring(path string) (*ChartKeyring, error) {
 
 // httpProvenance fetches the provenance file Helm looks for next to a chart
 // archive, chartURL + ".prov", into the cache. A repository without one
-// (404) gives nil; any other failure is an error naming the URL when a
-// keyring asks for provenance, and a warning otherwise.
+// (404) gives nil, and so does an object store's 403 for a missing object
+// when no keyring asks for provenance. Any other failure is an error naming
+// the URL: carrying the chart without a file that exists would give it
+// another digest, and `helm pull --verify` another answer, by chance.
 func (p *planner) httpProvenance(ctx context.Context, client *http.Client, rs manifest.RepositorySpec, chartURL, label string) (*manifest.Blob, error) {
 	u := chartURL + ".prov"
 	resp, err := p.httpGet(ctx, client, rs, u)
-	if errors.Is(err, ErrNotFound) {
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return nil, nil
-	}
-	if err != nil {
-		// Without a keyring the file is optional: a bucket that answers
-		// 403 for a missing object, or a flaky mirror, must not stop a
-		// collect that never asked for provenance.
-		if p.opts.ChartKeyring == nil && ctx.Err() == nil {
-			p.warn("chart %s: no provenance carried: %v", label, err)
-			return nil, nil
-		}
+	case errors.Is(err, errForbidden) && p.opts.ChartKeyring == nil:
+		p.warn("chart %s: %v; carried without provenance", label, err)
+		return nil, nil
+	case err != nil:
 		return nil, fmt.Errorf("chart %s: provenance: %w", label, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxProvSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: chart %s: read %s: %v", ErrSource, label, u, err)
+		return nil, fmt.Errorf("%w: chart %s: read %s: %w", ErrSource, label, u, err)
 	}
 	if len(data) > maxProvSize {
+		if p.opts.ChartKeyring == nil {
+			p.warn("chart %s: %s is over %d bytes; carried without provenance", label, u, maxProvSize)
+			return nil, nil
+		}
 		return nil, fmt.Errorf("%w: chart %s: %s is over %d bytes", ErrChartProvenance, label, u, maxProvSize)
 	}
 	if block, _ := clearsign.Decode(data); block == nil {
@@ -112,7 +114,11 @@ func (p *planner) ociProvenance(ctx context.Context, repoRef name.Repository, la
 		}
 		b := manifest.Blob{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType}
 		if b.Size > maxProvSize {
-			return nil, fmt.Errorf("%w: chart %s: provenance layer %s is %d bytes, over %d", ErrChartProvenance, label, b.Digest, b.Size, maxProvSize)
+			kind := ErrSource
+			if p.opts.ChartKeyring != nil {
+				kind = ErrChartProvenance
+			}
+			return nil, fmt.Errorf("%w: chart %s: provenance layer %s is %d bytes, over %d", kind, label, b.Digest, b.Size, maxProvSize)
 		}
 		if !p.cache.Has(b) {
 			if err := p.downloadBlob(ctx, repoRef, b); err != nil {

@@ -184,12 +184,28 @@ func TestChartProvenanceRefusals(t *testing.T) {
 		}))
 		t.Cleanup(srv.Close)
 		provURL := srv.URL + "/" + provChart + "-" + provVersion + ".tgz.prov"
+		// A failing server stops the collect, keyring or not: carrying the
+		// chart without a file that exists would change its digest by chance.
+		wantFail(t, ExitRegistry, []string{provURL, "503"}, b.planArgs(srv.URL)...)
 		wantFail(t, ExitRegistry, []string{provURL, "503"}, b.planArgs(srv.URL, "--chart-keyring", b.signer.PublicKeyring)...)
-		// Without a keyring provenance is optional: a warning, no refusal.
+	})
+	t.Run("bucket without provenance", func(t *testing.T) {
+		r := b.repo(t, b.signed, b.prov)
+		files := http.FileServer(http.Dir(r.dir))
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if strings.HasSuffix(req.URL.Path, ".prov") {
+				http.Error(w, "AccessDenied", http.StatusForbidden) // an object store's answer for a missing object
+				return
+			}
+			files.ServeHTTP(w, req)
+		}))
+		t.Cleanup(srv.Close)
+		provURL := srv.URL + "/" + provChart + "-" + provVersion + ".tgz.prov"
 		res := mustFerry(t, b.planArgs(srv.URL)...)
-		if !strings.Contains(res.stderr, "no provenance carried") || !strings.Contains(res.stderr, provURL) {
+		if !strings.Contains(res.stderr, "carried without provenance") || !strings.Contains(res.stderr, provURL) {
 			t.Errorf("no warning naming %s:\n%s", provURL, res.stderr)
 		}
+		wantFail(t, ExitRegistry, []string{provURL, "403"}, b.planArgs(srv.URL, "--chart-keyring", b.signer.PublicKeyring)...)
 	})
 	t.Run("not a keyring", func(t *testing.T) {
 		r := b.repo(t, b.signed, b.prov)

@@ -122,7 +122,7 @@ type readCloser struct {
 func (rc *readCloser) Read(p []byte) (int, error) {
 	n, err := rc.r.Read(p)
 	if err != nil && errors.Is(err, ErrMismatch) {
-		return n, fmt.Errorf("%w: blob %s: %v", rc.kind, rc.digest, err)
+		return n, fmt.Errorf("%w: blob %s: %w", rc.kind, rc.digest, err)
 	}
 	return n, err
 }
