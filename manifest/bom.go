@@ -65,7 +65,7 @@ type BOM struct {
 	// Gaps lists what collect found named but did not carry.
 	Gaps []Gap `json:"gaps,omitempty"`
 	// Verifications records the check of each image's signatures at
-	// collect, when keys were given (--image-key).
+	// collect, when it was given keys to check them with.
 	Verifications []ImageVerification `json:"verifications,omitempty"`
 }
 
@@ -262,25 +262,68 @@ func (b *BOM) Validate() error {
 				return fmt.Errorf("%w: artifact %s: %v", ErrInvalidBOM, a.Name, err)
 			}
 		}
+	}
+	return b.validateSupplyChain(blobs)
+}
+
+// validateSupplyChain checks what links artifacts to the images they are
+// attached to: each referrer names a manifest of the archive as its subject
+// and goes into the repository of an image holding that manifest; each
+// image's signature check is recorded once, for a manifest of that image.
+func (b *BOM) validateSupplyChain(blobs map[string]bool) error {
+	repos := map[string]map[string]bool{} // manifest digest -> repositories of the images holding it
+	byName := make(map[string]*Artifact, len(b.Artifacts))
+	for i := range b.Artifacts {
+		a := &b.Artifacts[i]
+		byName[a.Name] = a
+		if a.Kind == KindReferrer {
+			continue
+		}
+		for _, d := range a.Blobs {
+			if repos[d] == nil {
+				repos[d] = map[string]bool{}
+			}
+			repos[d][a.Dest.Repository] = true
+		}
+	}
+	for i := range b.Artifacts {
+		a := &b.Artifacts[i]
 		if (a.Kind == KindReferrer) != (a.Referrer != nil) {
 			return fmt.Errorf("%w: artifact %s: kind %s with referrer %v", ErrInvalidBOM, a.Name, a.Kind, a.Referrer != nil)
 		}
-		if a.Referrer != nil {
-			if err := a.Referrer.Validate(); err != nil {
-				return fmt.Errorf("artifact %s: %w", a.Name, err)
-			}
-			if !blobs[a.Referrer.Subject] {
-				return fmt.Errorf("%w: referrer %s: its subject %s is not in the archive", ErrInvalidBOM, a.Name, a.Referrer.Subject)
-			}
+		if a.Referrer == nil {
+			continue
+		}
+		subject := a.Referrer.Subject
+		if err := a.Referrer.Validate(); err != nil {
+			return fmt.Errorf("artifact %s: %w", a.Name, err)
+		}
+		if !blobs[subject] {
+			return fmt.Errorf("%w: referrer %s: its subject %s is not in the archive", ErrInvalidBOM, a.Name, subject)
+		}
+		if bl, _ := b.Blob(subject); bl.MediaType != "" && !IsManifest(bl.MediaType) {
+			return fmt.Errorf("%w: referrer %s: its subject %s is a %s, not a manifest", ErrInvalidBOM, a.Name, subject, bl.MediaType)
+		}
+		if r := repos[subject]; len(r) > 0 && !r[a.Dest.Repository] {
+			return fmt.Errorf("%w: referrer %s goes to %s, where no image holding its subject %s goes", ErrInvalidBOM, a.Name, a.Dest.Repository, subject)
 		}
 	}
+	checked := make(map[string]bool, len(b.Verifications))
 	for i := range b.Verifications {
 		v := &b.Verifications[i]
-		if !names[v.Image] {
+		a := byName[v.Image]
+		if a == nil {
 			return fmt.Errorf("%w: verification of %q names no artifact", ErrInvalidBOM, v.Image)
 		}
+		if checked[v.Image] {
+			return fmt.Errorf("%w: image %s has two signature checks", ErrInvalidBOM, v.Image)
+		}
+		checked[v.Image] = true
 		if err := v.Validate(); err != nil {
 			return err
+		}
+		if !contains(a.Blobs, v.Subject) {
+			return fmt.Errorf("%w: verification of %s names %s, which is not a manifest of that image", ErrInvalidBOM, v.Image, v.Subject)
 		}
 	}
 	return nil

@@ -54,6 +54,60 @@ func TestBOMRejects(t *testing.T) {
 	}
 }
 
+// signedBOM is validBOM with a signature attached to its image by the
+// cosign tag, and the check of that signature at collect.
+func signedBOM() *BOM {
+	b := validBOM()
+	img := b.Artifacts[0]
+	sigLayer := "sha256:" + strings.Repeat("c", 64)
+	sigMan := "sha256:" + strings.Repeat("d", 64)
+	b.Blobs = append(b.Blobs, Blob{Digest: sigLayer, Size: 3}, Blob{Digest: sigMan, Size: 4, MediaType: MediaTypeOCIManifest})
+	b.Artifacts = append(b.Artifacts, Artifact{
+		Kind: KindReferrer, Name: "x.sig", Digest: sigMan, Size: 4, Blobs: []string{sigLayer, sigMan},
+		Dest:     Destination{Repository: img.Dest.Repository, Tag: LegacyTag(img.Digest, LegacyTagSignature)},
+		Referrer: &Referrer{Subject: img.Digest, Kind: ReferrerSignature, Attachment: AttachedByTag, Tag: LegacyTag(img.Digest, LegacyTagSignature)},
+	})
+	b.Verifications = []ImageVerification{{Image: img.Name, Subject: img.Digest, Status: SignatureVerified,
+		KeyID: "sha256:" + strings.Repeat("e", 64), Signature: sigMan, Format: SignatureFormatCosign}}
+	return b
+}
+
+func TestBOMSupplyChain(t *testing.T) {
+	data, err := signedBOM().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseBOM(data); err != nil {
+		t.Fatalf("a signed image's bill of materials is refused: %v", err)
+	}
+	layer := "sha256:" + strings.Repeat("a", 64)
+	for name, mutate := range map[string]func(*BOM){
+		"referrer without link":      func(b *BOM) { b.Artifacts[1].Referrer = nil },
+		"link on an image":           func(b *BOM) { b.Artifacts[0].Referrer = b.Artifacts[1].Referrer },
+		"subject not in the archive": func(b *BOM) { b.Artifacts[1].Referrer.Subject = "sha256:" + strings.Repeat("f", 64) },
+		"subject is a layer": func(b *BOM) {
+			b.Blobs[0].MediaType = "application/vnd.oci.image.layer.v1.tar+gzip"
+			b.Artifacts[1].Referrer.Subject, b.Artifacts[1].Referrer.Tag = layer, LegacyTag(layer, LegacyTagSignature)
+			b.Artifacts[1].Dest.Tag = b.Artifacts[1].Referrer.Tag
+		},
+		"other repository":          func(b *BOM) { b.Artifacts[1].Dest.Repository = "images/other" },
+		"check of no artifact":      func(b *BOM) { b.Verifications[0].Image = "nobody" },
+		"two checks of one image":   func(b *BOM) { b.Verifications = append(b.Verifications, b.Verifications[0]) },
+		"check of another manifest": func(b *BOM) { b.Verifications[0].Subject = "sha256:" + strings.Repeat("d", 64) },
+		"verified without a key":    func(b *BOM) { b.Verifications[0].KeyID = "" },
+		"unsigned naming a key":     func(b *BOM) { b.Verifications[0].Status = SignatureUnsigned },
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := signedBOM()
+			mutate(b)
+			data, _ := b.Marshal()
+			if _, err := ParseBOM(data); !errors.Is(err, ErrInvalidBOM) {
+				t.Fatalf("err = %v, want ErrInvalidBOM", err)
+			}
+		})
+	}
+}
+
 // FuzzParseBOM: any input either parses into a bill of materials that
 // validates and survives a round trip, or is refused with ErrInvalidBOM.
 func FuzzParseBOM(f *testing.F) {
