@@ -313,7 +313,7 @@ func (s *RemoteReferrerSource) ListReferrers(ctx context.Context, repo name.Repo
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
-	case http.StatusNotFound, http.StatusBadRequest, http.StatusNotAcceptable, http.StatusMethodNotAllowed:
+	case http.StatusNotFound, http.StatusBadRequest, http.StatusNotAcceptable, http.StatusMethodNotAllowed, http.StatusNotImplemented:
 		return nil, fmt.Errorf("%s: %w", repo.RegistryStr(), ErrNoReferrersAPI)
 	default:
 		return nil, fmt.Errorf("%w: referrers of %s@%s: %w", ErrSource, repo, digest, transport.CheckError(resp, http.StatusOK))
