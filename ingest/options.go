@@ -36,7 +36,8 @@ type ReadOptions struct {
 	// Client is how the registry is reached.
 	Client registry.Options
 	// Verifier checks the bill of materials' signature. Required when
-	// volumes are given, and for the archives a journal recorded.
+	// volumes are given; the archives a journal recorded are checked again
+	// with it when it is set.
 	Verifier archive.Verifier
 	// Journal knows what earlier runs pushed; nil means none.
 	Journal *store.Journal
