@@ -17,6 +17,10 @@ type ArchiveOptions struct {
 	OnVolume func(path string)
 	// OnProgress is called with the number of compressed bytes just read.
 	OnProgress func(n int64)
+	// Images, when set, checks every image's signatures from the archive
+	// (see CheckImage) and reports each image; an image the policy refuses
+	// is a problem. Nil checks none.
+	Images *ImagePolicy
 }
 
 // ArchiveReport is the outcome of verifying a set of volumes.
@@ -29,6 +33,9 @@ type ArchiveReport struct {
 	// Complete is set when the volumes given include the last one and no
 	// number is missing.
 	Complete bool `json:"complete"`
+	// Images is the check of each image's signatures, when asked for
+	// (ArchiveOptions.Images).
+	Images []manifest.ImageVerification `json:"images,omitempty"`
 }
 
 // VolumeReport is what one volume held.
@@ -123,6 +130,11 @@ func Archive(ctx context.Context, paths []string, v archive.Verifier, opts Archi
 		return nil, err
 	}
 	a.crossCheck()
+	if opts.Images != nil {
+		if err := a.images(ctx, *opts.Images); err != nil {
+			return nil, err
+		}
+	}
 	return a.report, nil
 }
 
@@ -338,3 +350,48 @@ func (a *archiveCheck) hasProblem(digest string) bool {
 	}
 	return false
 }
+
+// images checks the signatures of every image of the archive under policy,
+// reading the signature artifacts through the set. An image whose
+// signatures are in a volume not given is missing, not failed.
+func (a *archiveCheck) images(ctx context.Context, policy ImagePolicy) error {
+	bom := a.set.BOM()
+	sigs := ImageSignatures(bom)
+	blobs := BlobFunc(a.set.Open)
+	for _, img := range bom.Artifacts {
+		if img.Kind != manifest.KindImage {
+			continue
+		}
+		rec, err := CheckImage(ctx, img, sigs[img.Digest], blobs, policy.Keys)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			a.problem(kindOf(err), "", img.Digest, "image %s: its signatures cannot be checked: %v", img.Name, err)
+			continue
+		}
+		if rec.Status == manifest.SignatureFailed && unavailable(sigs[img.Digest], a.set.Has) {
+			a.problem(problemMissing, "", img.Digest, "image %s: its signatures cannot be checked: some of their blobs are in volumes not given", img.Name)
+			continue
+		}
+		a.report.Images = append(a.report.Images, rec)
+		if policy.Refuses(rec.Status) {
+			a.problem(problemInvalid, "", img.Digest, "image %s: %s", img.Name, Refusal(rec))
+		}
+	}
+	return nil
+}
+
+// unavailable reports whether a blob of the signature artifacts is not
+// readable from the volumes given.
+func unavailable(sigs []manifest.Artifact, has func(string) (bool, string)) bool {
+	for _, s := range sigs {
+		for _, d := range s.Blobs {
+			if ok, _ := has(d); !ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+

@@ -1,0 +1,65 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/ferrytool/ferry/internal/digestio"
+	"github.com/ferrytool/ferry/manifest"
+)
+
+// PutReferrer pushes a manifest that names a subject (an OCI 1.1 referrer)
+// by its digest, like PutManifest, and reports whether the registry said it
+// indexed the subject (the OCI-Subject answer header). A registry that does
+// not say so leaves it to the client to list the referrer, under the
+// referrers tag schema, unless its referrers API lists it anyway.
+func (c *Client) PutReferrer(ctx context.Context, repo, mediaType string, data []byte) (bool, error) {
+	digest := digestio.FromBytes(data)
+	resp, err := c.do(ctx, http.MethodPut, c.repoURL(repo, "manifests/"+digest), http.Header{"Content-Type": {mediaType}}, data)
+	if err != nil {
+		return false, err
+	}
+	defer closeBody(resp)
+	if err := checkStatus(resp, http.StatusCreated, http.StatusOK); err != nil {
+		return false, err
+	}
+	if d := resp.Header.Get("Docker-Content-Digest"); d != "" && d != digest {
+		return false, fmt.Errorf("%w: %s@%s stored as %s", ErrRegistry, repo, digest, d)
+	}
+	return resp.Header.Get("OCI-Subject") != "", nil
+}
+
+// Referrers lists the referrers of subject in repo through the OCI 1.1
+// referrers API. ok is false when the registry does not serve the API (it
+// answers 404, as the Distribution registry does); a registry that serves it
+// never answers 404, even for a subject it does not hold.
+func (c *Client) Referrers(ctx context.Context, repo, subject string) (_ []manifest.ReferrerDescriptor, ok bool, err error) {
+	resp, err := c.do(ctx, http.MethodGet, c.repoURL(repo, "referrers/"+subject), http.Header{"Accept": {manifest.MediaTypeOCIIndex}}, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	defer closeBody(resp)
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, false, nil
+	}
+	if err := checkStatus(resp, http.StatusOK); err != nil {
+		return nil, false, err
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, manifest.MaxManifestSize+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if len(data) > manifest.MaxManifestSize {
+		return nil, false, fmt.Errorf("%w: referrers of %s@%s: answer over the %d byte limit", ErrRegistry, repo, subject, manifest.MaxManifestSize)
+	}
+	var idx struct {
+		Manifests []manifest.ReferrerDescriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(data, &idx); err != nil {
+		return nil, false, fmt.Errorf("%w: referrers of %s@%s: %v", ErrRegistry, repo, subject, err)
+	}
+	return idx.Manifests, true, nil
+}
