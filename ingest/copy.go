@@ -65,6 +65,11 @@ type CopyOptions struct {
 	PackVerifier PackVerifier
 	// PacksDir, when set, receives each verified Artifact Studio pack.
 	PacksDir string
+	// Images checks every image's signatures again, from the signature
+	// artifacts attached to it, before anything is sent; an image it
+	// refuses goes in with nothing of it or attached to it. Nil checks
+	// none (the archive signature still covers the images).
+	Images ImageVerifier
 	// Now stamps journal records; nil means time.Now.
 	Now func() time.Time
 	// Progress receives progress events; nil fields are not called.
@@ -94,7 +99,7 @@ func copyFrom(ctx context.Context, vs *volumeSet, dst registry.Destination, opts
 		PlainHTTP: c.PlainHTTP, Retry: c.Retry, ChunkSize: c.ChunkSize, Logger: c.Logger, Jobs: opts.Jobs,
 		Mappings: opts.Mappings, Atomic: opts.Atomic, DryRun: opts.DryRun, ConvertOCI: opts.ConvertOCI,
 		ConvertAdvice: opts.ConvertAdvice, Validate: opts.Validate, Journal: opts.Journal,
-		AllowRollback: opts.AllowRollback, PackVerifier: opts.PackVerifier, PacksDir: opts.PacksDir,
+		AllowRollback: opts.AllowRollback, PackVerifier: opts.PackVerifier, PacksDir: opts.PacksDir, Images: opts.Images,
 		Now: opts.Now, Progress: opts.Progress,
 	}
 	o.defaults()

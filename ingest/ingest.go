@@ -63,6 +63,11 @@ func run(ctx context.Context, vs *volumeSet, opts config) (_ *Report, err error)
 		present:   map[string]map[string]bool{},
 		tags:      map[*artifactPlan]string{},
 		tagged:    map[*artifactPlan]string{},
+		subjects:  subjectPlans(plans),
+		blobs:     map[string]manifest.Blob{},
+	}
+	for _, b := range vs.bom.Blobs {
+		in.blobs[b.Digest] = b
 	}
 	if opts.Journal != nil {
 		in.journal = opts.Journal
@@ -95,7 +100,10 @@ func run(ctx context.Context, vs *volumeSet, opts config) (_ *Report, err error)
 	} else {
 		noteOCIForms(plans, in.manifestData)
 	}
-	phase("read manifests, record the archive")
+	if err := in.checkImages(ctx); err != nil {
+		return nil, err
+	}
+	phase("read manifests, record the archive, check image signatures")
 	var repos []string
 	for _, p := range plans {
 		repos = append(repos, p.repo)
@@ -156,6 +164,7 @@ func run(ctx context.Context, vs *volumeSet, opts config) (_ *Report, err error)
 		}
 	}
 	in.report.StaleReferences = staleReferences(plans)
+	in.report.SupplyChain = supplyChain(plans, in.report.Images)
 	in.report.Blobs.BytesSent = in.sent.Load()
 	if opts.Validate && !opts.DryRun {
 		v, err := validate(ctx, reg, plans, in.settled, in.tagged)
@@ -194,6 +203,11 @@ type ingester struct {
 	// tags holds what each artifact's tag resolved to when the run asked
 	// ("" for nothing); tagged what this run put under it (201).
 	tags, tagged map[*artifactPlan]string
+	// subjects maps repo@digest to the artifacts that push that manifest,
+	// for the artifacts attached to it (subjectPlans).
+	subjects map[string][]*artifactPlan
+	// blobs lists the bill of materials' blobs by digest.
+	blobs map[string]manifest.Blob
 }
 
 // checkTags asks what every artifact's tag resolves to, in parallel.

@@ -26,8 +26,8 @@ func (in *ingester) pushManifests(ctx context.Context) error {
 	ready := make([]bool, len(in.plans))
 	err := fanOut(ctx, in.opts.Jobs, len(in.plans), func(ctx context.Context, i int) error {
 		p := in.plans[i]
-		if p.res.State == StateRefused {
-			return nil // refused before the blobs (refuseDocker)
+		if p.res.State == StateRefused || p.res.State == StateWaiting {
+			return nil // refused before the blobs (refuseDocker, checkImages), or its signatures wait
 		}
 		ok, err := in.assess(ctx, p, loc)
 		ready[i] = ok
@@ -48,11 +48,18 @@ func (in *ingester) pushManifests(ctx context.Context) error {
 		}
 		return nil
 	}
+	// Attached artifacts follow their subjects (pushReferrers).
 	if in.opts.Atomic {
-		return in.pushAtomic(ctx, ready)
+		if err := in.pushAtomic(ctx, ready); err != nil {
+			return err
+		}
+		return in.pushReferrers(ctx, ready)
 	}
-	return fanOut(ctx, in.opts.Jobs, len(in.plans), func(ctx context.Context, i int) error {
+	err = fanOut(ctx, in.opts.Jobs, len(in.plans), func(ctx context.Context, i int) error {
 		p := in.plans[i]
+		if p.isReferrer() {
+			return nil
+		}
 		if !ready[i] {
 			in.settle(p)
 			return nil
@@ -67,6 +74,10 @@ func (in *ingester) pushManifests(ctx context.Context) error {
 		in.settle(p)
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return in.pushReferrers(ctx, ready)
 }
 
 // pushAtomic pushes the ready artifacts all or nothing. A registry may
@@ -78,7 +89,7 @@ func (in *ingester) pushManifests(ctx context.Context) error {
 func (in *ingester) pushAtomic(ctx context.Context, ready []bool) error {
 	stored := make([]bool, len(in.plans))
 	err := fanOut(ctx, in.opts.Jobs, len(in.plans), func(ctx context.Context, i int) error {
-		if !ready[i] {
+		if !ready[i] || in.plans[i].isReferrer() {
 			return nil
 		}
 		ok, err := in.completeArtifact(ctx, in.plans[i], false)
@@ -90,12 +101,15 @@ func (in *ingester) pushAtomic(ctx context.Context, ready []bool) error {
 	}
 	var refused []string
 	for i, p := range in.plans {
-		if ready[i] && !stored[i] {
+		if ready[i] && !stored[i] && !p.isReferrer() {
 			refused = append(refused, p.a.Name)
 		}
 	}
 	if len(refused) > 0 {
 		for i, p := range in.plans {
+			if p.isReferrer() {
+				continue // refused with their subjects (pushReferrers)
+			}
 			if stored[i] {
 				p.res.State, p.res.Cause = StateRefused, CauseAtomic
 				p.res.Reason = "--atomic: no tag was set because the registry refused " + strings.Join(refused, ", ") +
@@ -109,6 +123,9 @@ func (in *ingester) pushAtomic(ctx context.Context, ready []bool) error {
 	// staging ends tagged and nothing stays for a garbage collector.
 	return fanOut(ctx, in.opts.Jobs, len(in.plans), func(ctx context.Context, i int) error {
 		p := in.plans[i]
+		if p.isReferrer() {
+			return nil
+		}
 		if !ready[i] {
 			in.settle(p)
 			return nil

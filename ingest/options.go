@@ -74,6 +74,7 @@ type config struct {
 	DryRun        bool
 	PackVerifier  PackVerifier
 	PacksDir      string
+	Images        ImageVerifier
 	ConvertOCI    bool
 	ConvertAdvice string
 	Validate      bool

@@ -73,6 +73,14 @@ type Report struct {
 	// does not account for, one message per volume; nothing of such a
 	// volume is read, the artifacts that verify from the others go in.
 	Tampering []string `json:"tampering,omitempty"`
+	// ImageSignatures is "checked" when every image's signatures were
+	// checked again (Options.Images), empty when they were not; Images has
+	// each image's outcome.
+	ImageSignatures string                       `json:"imageSignatures,omitempty"`
+	Images          []manifest.ImageVerification `json:"images,omitempty"`
+	// SupplyChain lists, per image with anything attached or checked, what
+	// is attached and what became of it.
+	SupplyChain []SupplyChainImage `json:"supplyChain,omitempty"`
 	// Warnings are things the run chose not to do and why, e.g. an OCI
 	// index over Docker manifests that --convert-oci left as it is.
 	Warnings []string `json:"warnings,omitempty"`

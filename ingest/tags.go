@@ -38,10 +38,11 @@ func checkRepositories(plans []*artifactPlan) error {
 }
 
 // tagDigestOnly gives every artifact without a tag its DigestTag, so that
-// what is pushed is reachable from a tag.
+// what is pushed is reachable from a tag. An OCI 1.1 referrer is reached
+// through its subject instead, and keeps none.
 func tagDigestOnly(plans []*artifactPlan, dest destination) {
 	for _, p := range plans {
-		if p.a.Dest.Tag != "" {
+		if p.a.Dest.Tag != "" || p.bySubject() {
 			continue
 		}
 		p.a.Dest.Tag = DigestTag(p.a.Digest)

@@ -22,6 +22,10 @@ const (
 	// ferry or by another tool).
 	ValidUntagged    = "reachable from no tag"
 	ValidWrongDigest = "wrong digest"
+	// ValidNotListed: an OCI 1.1 referrer is in the registry, but its
+	// subject does not list it (referrers API or tag schema), so nothing
+	// finds it and a registry that collects garbage may delete it.
+	ValidNotListed = "not listed by its subject"
 )
 
 // Validation is the registry checked against bills of materials: the
@@ -254,6 +258,16 @@ func validate(ctx context.Context, reg *registry.Client, plans []*artifactPlan, 
 			va.Status = ValidMissingRepository
 		default:
 			va.Status = ValidOK
+		}
+		if va.Status == ValidOK && p.bySubject() {
+			// Reached through its subject, not a tag: it must be listed.
+			listed, err := referrerListed(ctx, reg, p)
+			if err != nil {
+				return classify(host, err)
+			}
+			if !listed {
+				va.Status = ValidNotListed
+			}
 		}
 		v.Artifacts[i] = va
 		return nil

@@ -394,4 +394,3 @@ func unavailable(sigs []manifest.Artifact, has func(string) (bool, string)) bool
 	}
 	return false
 }
-
