@@ -7,30 +7,8 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
 )
-
-// PutReferrer pushes a manifest that names a subject (an OCI 1.1 referrer)
-// by its digest, like PutManifest, and reports whether the registry said it
-// indexed the subject (the OCI-Subject answer header). A registry that does
-// not say so leaves it to the client to list the referrer, under the
-// referrers tag schema, unless its referrers API lists it anyway.
-func (c *Client) PutReferrer(ctx context.Context, repo, mediaType string, data []byte) (bool, error) {
-	digest := digestio.FromBytes(data)
-	resp, err := c.do(ctx, http.MethodPut, c.repoURL(repo, "manifests/"+digest), http.Header{"Content-Type": {mediaType}}, data)
-	if err != nil {
-		return false, err
-	}
-	defer closeBody(resp)
-	if err := checkStatus(resp, http.StatusCreated, http.StatusOK); err != nil {
-		return false, err
-	}
-	if d := resp.Header.Get("Docker-Content-Digest"); d != "" && d != digest {
-		return false, fmt.Errorf("%w: %s@%s stored as %s", ErrRegistry, repo, digest, d)
-	}
-	return resp.Header.Get("OCI-Subject") != "", nil
-}
 
 // Referrers lists the referrers of subject in repo through the OCI 1.1
 // referrers API. ok is false when the registry does not serve the API (it

@@ -13,7 +13,7 @@ const (
 	ExitOK         = 0 // success
 	ExitFailure    = 1 // any error not listed below
 	ExitUsage      = 2 // bad flags or arguments
-	ExitVerify     = 3 // a signature, digest or size check failed, or the archive is malformed
+	ExitVerify     = 3 // a signature, digest or size check failed, the archive is malformed, or an image's signatures failed
 	ExitIncomplete = 4 // a volume, blob or pack the work needs is missing
 	ExitRegistry   = 5 // the registry refused us or could not be reached (auth, TLS, network)
 	ExitCluster    = 6 // a Kubernetes API call was refused (RBAC, admission, conflict)
@@ -25,7 +25,8 @@ const exitCodesHelp = `EXIT CODES:
    0  success
    1  error not listed below
    2  bad flags or arguments
-   3  verification failed: signature, digest or size mismatch, malformed archive
+   3  verification failed: signature, digest or size mismatch, malformed archive, or an
+      image's signatures (--image-key), even when other artifacts went in
    4  incomplete: a volume, blob or pack is missing
    5  registry refused or unreachable: authentication, TLS, network
    6  Kubernetes API refused a change: RBAC, admission, conflict

@@ -59,6 +59,7 @@ type ingestFlags struct {
 	verbose       bool
 	convertOCI    bool
 	allowRollback bool
+	images        imageKeyFlags
 	// cluster are the cluster steps run after a successful push when
 	// --project-namespace is given; its dry run is --dry-run's.
 	cluster clusterOptions
@@ -89,6 +90,12 @@ func ingestCommand(env *environment) *cli.Command {
 			"tiny manifest stored by digest (never a tag) in one of the archive's destination repositories\n" +
 			"and deleted again: always with --dry-run, and before any upload when the archive holds Docker\n" +
 			"manifests, so that a refusing registry refuses those artifacts before their layers are sent.\n\n" +
+			"With --image-key, every image's cosign signatures are checked again from the archive before\n" +
+			"anything is sent; an image whose signatures do not verify (or, with --require-signed, an\n" +
+			"unsigned one) is refused with what is attached to it, the others go in, and ferry exits 3.\n" +
+			"Signatures, attestations and SBOMs attached to an image follow it into its repository: by\n" +
+			"their cosign tag, or by digest with their subject field, listed in the referrers tag schema\n" +
+			"(sha256-<hex>) on a registry without the referrers API.\n\n" +
 			"An artifact collected by digest only is tagged " + ingest.DigestTagPrefix + "sha256-<hex>, so a registry that\n" +
 			"deletes untagged manifests (Zot's garbage collection) keeps it.\n\n" +
 			"With --project-namespace, the cluster steps of `ferry cluster apply` follow a complete push:\n" +
@@ -122,7 +129,7 @@ func ingestCommand(env *environment) *cli.Command {
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log retries and resumed uploads to standard error", Destination: &f.verbose},
 			&cli.BoolFlag{Name: "convert-oci", Usage: "last resort for a registry that refuses Docker manifests (a default Zot): push them as OCI; their digests change and the report lists each", Destination: &f.convertOCI},
 			&cli.BoolFlag{Name: "allow-rollback", Usage: "let an archive set tags that a newer archive set before (the journal remembers which archive set each tag); said in the report when it happens", Destination: &f.allowRollback},
-		}, clusterFlags(&f.cluster)...),
+		}, append(f.images.flags(), clusterFlags(&f.cluster)...)...),
 		Action: func(c *cli.Context) error { return runIngest(c, env, &f) },
 	}
 }
@@ -284,6 +291,11 @@ func ingestOptions(ctx context.Context, env *environment, f *ingestFlags) (inges
 			return opts, cleanup, withCode(ExitUsage, err)
 		}
 		opts.Verifier = v
+	}
+	if pol, err := f.images.policy("ingest"); err != nil {
+		return opts, cleanup, err
+	} else if pol != nil {
+		opts.Images = imageVerifier{policy: *pol}
 	}
 	if f.packKey != "" {
 		pub, err := verify.LoadPublicKey(f.packKey)
@@ -450,7 +462,9 @@ func ingestExit(err error, rep *ingest.Report) error {
 // went in (never with --atomic, where nothing did), else by what refused
 // them: content that failed verification before a registry's no.
 func refusalExit(rep *ingest.Report) int {
-	if rep == nil {
+	if rep == nil || len(signatureRefusals(rep)) > 0 {
+		// An image whose signatures fail is a verification failure, even
+		// when other artifacts went in.
 		return ExitVerify
 	}
 	if !rep.Atomic {

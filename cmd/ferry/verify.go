@@ -14,6 +14,7 @@ type verifyFlags struct {
 	key    string
 	output string
 	quiet  bool
+	images imageKeyFlags
 }
 
 func verifyCommand(env *environment) *cli.Command {
@@ -25,12 +26,15 @@ func verifyCommand(env *environment) *cli.Command {
 		Description: "Checks the signature, then each volume's sealed index, then reads every entry the index\n" +
 			"names, as ingest would. Reports a bad signature, a tampered or truncated volume, anything a\n" +
 			"volume holds that its index does not account for, a blob whose digest or size is wrong, a\n" +
-			"manifest whose references are absent, and any volume that is missing, by number.\n\n" + exitCodesHelp,
-		Flags: []cli.Flag{
+			"manifest whose references are absent, and any volume that is missing, by number.\n\n" +
+			"With --image-key, every image's cosign signatures are checked again from the archive,\n" +
+			"offline, and each image reported: verified by which key, unsigned, or failed. A failed image\n" +
+			"(or, with --require-signed, an unsigned one) fails the verification.\n\n" + exitCodesHelp,
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "key", Usage: "public key (PEM) the archive must be signed with", Required: true, Destination: &f.key},
 			outputFlag(&f.output),
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &f.quiet},
-		},
+		}, f.images.flags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageErrorf("verify: give the archive's volume files")
@@ -42,6 +46,10 @@ func verifyCommand(env *environment) *cli.Command {
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}
+			images, err := f.images.policy("verify")
+			if err != nil {
+				return err
+			}
 			prog := newProgress(env.stderr, f.quiet || f.output == "json")
 			var cur bar
 			report, err := verify.Archive(c.Context, c.Args().Slice(), v, verify.ArchiveOptions{
@@ -52,6 +60,7 @@ func verifyCommand(env *environment) *cli.Command {
 					cur = prog.Bar("verify "+path, fileSize(path))
 				},
 				OnProgress: func(n int64) { cur.Add(n) },
+				Images:     images,
 			})
 			if cur != nil {
 				cur.Done()
@@ -106,6 +115,7 @@ func printVerifyReport(env *environment, r *verify.ArchiveReport) {
 		fmt.Fprintf(env.stdout, "\narchive %s, bill of materials %s\n", r.ArchiveID, r.BOMDigest)
 		fmt.Fprintf(env.stdout, "%d artifacts, %d blobs, %s stored\n", r.Stats.Artifacts, r.Stats.Blobs, humanBytes(r.Stats.StoredBytes))
 	}
+	printImageChecks(env.stdout, r.Images)
 	if len(r.Problems) == 0 && r.Complete {
 		fmt.Fprintln(env.stdout, "verified: signature, every blob and every reference; no volume missing")
 		return
