@@ -57,6 +57,8 @@ type fixtureArtifact struct {
 	// defaults to the name).
 	source  string
 	reasons []manifest.Reason
+	// referrer links an artifact of kind referrer to its subject.
+	referrer *manifest.Referrer
 }
 
 func (a fixtureArtifact) root() fxBlob { return a.blobs[len(a.blobs)-1] }
@@ -273,7 +275,7 @@ func (fx *fixtureArchive) write(t *testing.T, volumeSize int64) {
 	fx.blobs = map[string]fxBlob{}
 	for _, a := range fx.artifacts {
 		art := manifest.Artifact{Kind: a.kind, Name: a.name, Source: a.name, Dest: a.dest, Digest: a.root().digest(),
-			Size: int64(len(a.root().data)), MediaType: a.root().mediaType, Reasons: a.reasons}
+			Size: int64(len(a.root().data)), MediaType: a.root().mediaType, Reasons: a.reasons, Referrer: a.referrer}
 		if a.source != "" {
 			art.Source = a.source
 		}

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ferrytool/ferry/ingest"
+	"github.com/ferrytool/ferry/internal/testbed"
+	"github.com/ferrytool/ferry/manifest"
+)
+
+// The air-gapped side of signatures, attestations and SBOMs: an archive of
+// images signed with the real cosign CLI, carrying what is attached to
+// them, is checked again with the image keys and pushed into the test
+// bed's TLS registry (the Distribution registry: no referrers API), where
+// the real cosign must verify what arrived.
+
+// signedBed is a signed source, the archive of its images with everything
+// attached to them, and a destination like the appliance's registry.
+type signedBed struct {
+	src    *testbed.SignedSource
+	cosign *testbed.Cosign
+	fx     *fixtureArchive
+	dst    *testbed.Registry
+	caFile string
+	dir    string
+}
+
+// newSignedBed starts the signed source and a destination, and writes the
+// archive of the source's images; edit, when set, changes the artifacts
+// before the archive is written.
+func newSignedBed(t *testing.T, src *testbed.SignedSource, edit func([]fixtureArtifact) []fixtureArtifact) *signedBed {
+	t.Helper()
+	b := &signedBed{src: src, cosign: src.Cosign, dir: t.TempDir()}
+	b.dst = testbed.StartRegistry(t, testbed.RegistryOptions{TLS: true, Username: "zot-admin", Password: "s3cret-" + strings.Repeat("y", 8)})
+	b.caFile = b.dst.CA.WriteCert(t, b.dir)
+	t.Setenv(envRegistryPassword, b.dst.Password)
+	var arts []fixtureArtifact
+	for _, s := range []struct {
+		sub   testbed.Subject
+		index bool
+	}{{src.Image, false}, {src.Index, true}, {src.Bundled, false}, {src.Unsigned, false}} {
+		arts = append(arts, carriedWith(t, src.Registry, s.sub, s.index)...)
+	}
+	if edit != nil {
+		arts = edit(arts)
+	}
+	b.fx = &fixtureArchive{dir: b.dir, artifacts: arts}
+	b.fx.write(t, 0)
+	return b
+}
+
+// carriedWith returns the artifacts collect carries for one subject: the
+// image or index, what cosign's legacy tags hold, and the referrers the
+// source lists (the referrers tag schema on the Distribution registry).
+func carriedWith(t *testing.T, reg *testbed.Registry, sub testbed.Subject, index bool) []fixtureArtifact {
+	t.Helper()
+	dest := manifest.Destination{Repository: "images/" + sub.Repo, Tag: sub.Tag}
+	name := reg.Host + "/" + sub.Repo + ":" + sub.Tag
+	opts := append(reg.Options(), remote.WithContext(t.Context()))
+	var out []fixtureArtifact
+	if index {
+		idx, err := remote.Index(reg.Ref(t, sub.RepoDigest()), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, indexArtifact(t, name, dest, idx))
+	} else {
+		img, err := remote.Image(reg.Ref(t, sub.RepoDigest()), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, imageArtifact(t, manifest.KindImage, name, dest, img))
+	}
+	attach := func(ref string, r manifest.Referrer) {
+		img, err := remote.Image(reg.Ref(t, ref), opts...)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		a := fixtureArtifact{kind: manifest.KindReferrer, dest: manifest.Destination{Repository: dest.Repository, Tag: r.Tag}}
+		a.blobs = imageBlobs(t, img)
+		m, err := manifest.ParseReferrerManifest(a.root().data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Subject, r.ArtifactType, r.PredicateType = sub.Digest(), m.EffectiveArtifactType(), m.PredicateType()
+		if r.Kind == "" {
+			r.Kind = manifest.ClassifyReferrer(r.ArtifactType, r.PredicateType)
+		}
+		a.referrer = &r
+		a.name = fmt.Sprintf("%s %s of %s", r.Kind, a.root().digest()[:19], sub.RepoDigest())
+		out = append(out, a)
+	}
+	for _, s := range manifest.LegacyTagSuffixes {
+		tag := manifest.LegacyTag(sub.Digest(), s.Suffix)
+		if destDigest(t, reg, sub.Repo+":"+tag) != "" {
+			attach(sub.Repo+":"+tag, manifest.Referrer{Kind: s.Kind, Attachment: manifest.AttachedByTag, Tag: tag})
+		}
+	}
+	for _, d := range testbed.Referrers(t, reg, sub) {
+		attach(sub.Repo+"@"+d.Digest.String(), manifest.Referrer{Attachment: manifest.AttachedBySubject})
+	}
+	return out
+}
+
+func (b *signedBed) args(cmd string, extra ...string) []string {
+	if cmd == "verify" {
+		return append(append([]string{"verify", "--quiet", "--key", b.fx.pub}, extra...), b.fx.volumes...)
+	}
+	return append(append([]string{"ingest", "--quiet", "--registry", b.dst.Host + "/" + ingestBase, "--key", b.fx.pub,
+		"--ca-file", b.caFile, "--username", b.dst.Username, "--journal", filepath.Join(b.dir, "journal.db"),
+		"--work-dir", filepath.Join(b.dir, "work")}, extra...), b.fx.volumes...)
+}
+
+// destRef is where a source subject lands.
+func (b *signedBed) destRef(sub testbed.Subject) string {
+	return b.dst.Host + "/" + ingestBase + "/images/" + sub.RepoDigest()
+}
+
+func (b *signedBed) destSubject(sub testbed.Subject) testbed.Subject {
+	sub.Repo = ingestBase + "/images/" + sub.Repo
+	return sub
+}
+
+func ingestReport(t *testing.T, r result) ingest.Report {
+	t.Helper()
+	var rep ingest.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("ingest --output json: %v\n%s", err, r.stdout)
+	}
+	return rep
+}
+
+func TestSupplyChainIngest(t *testing.T) {
+	src := testbed.StartSignedSource(t, testbed.NewCosign(t))
+
+	t.Run("carried, checked again and verified by cosign at the destination", func(t *testing.T) {
+		b := newSignedBed(t, src, nil)
+		c := b.cosign
+		out := mustFerry(t, b.args("verify", "--image-key", c.PublicKeyPath)...).stdout
+		for _, want := range []string{"signed/app:v1", "verified by key cosign.pub", "signed/plain:v1", "unsigned"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("verify --image-key does not say %q:\n%s", want, out)
+			}
+		}
+
+		rep := ingestReport(t, mustFerry(t, b.args("ingest", "--image-key", c.PublicKeyPath, "--output", "json")...))
+		status := map[string]manifest.SignatureStatus{}
+		for _, v := range rep.Images {
+			status[strings.TrimPrefix(v.Image, src.Host+"/")] = v.Status
+			if v.Status == manifest.SignatureVerified && v.KeyName != "cosign.pub" {
+				t.Errorf("%s verified by key %q, want cosign.pub", v.Image, v.KeyName)
+			}
+		}
+		want := map[string]manifest.SignatureStatus{"signed/app:v1": manifest.SignatureVerified, "signed/multi:v1": manifest.SignatureVerified,
+			"signed/bundled:v1": manifest.SignatureVerified, "signed/plain:v1": manifest.SignatureUnsigned}
+		for img, st := range want {
+			if status[img] != st {
+				t.Errorf("image %s: %q, want %q (all: %v)", img, status[img], st, status)
+			}
+		}
+		attached := map[string][]string{}
+		for _, img := range rep.SupplyChain {
+			for _, a := range img.Attached {
+				if a.State != ingest.StatePushed {
+					t.Errorf("%s attached to %s: %s %s", a.Name, img.Image, a.State, a.Reason)
+				}
+				attached[strings.TrimPrefix(img.Image, src.Host+"/")] = append(attached[strings.TrimPrefix(img.Image, src.Host+"/")], string(a.Kind))
+			}
+		}
+		slices.Sort(attached["signed/app:v1"])
+		if got := strings.Join(attached["signed/app:v1"], ","); got != "attestation,sbom,signature" {
+			t.Errorf("attached to signed/app: %s, want attestation,sbom,signature", got)
+		}
+		if rep.Validation == nil || !rep.Validation.OK() {
+			t.Errorf("validation after ingest: %+v", rep.Validation)
+		}
+
+		regArgs := c.RegistryArgs(t, b.dst)
+		for _, sub := range []testbed.Subject{src.Image, src.Index, src.Bundled} {
+			out := c.Run(t, append(append([]string{"verify"}, regArgs...), append(c.VerifyKeyArgs(), b.destRef(sub))...)...)
+			if !strings.Contains(string(out), sub.Digest()) {
+				t.Errorf("cosign verify %s printed no payload naming the digest:\n%s", b.destRef(sub), out)
+			}
+		}
+		if out, err := c.RunErr(t, append(append([]string{"verify"}, regArgs...), append(c.VerifyKeyArgs(), b.destRef(src.Unsigned))...)...); err == nil {
+			t.Errorf("cosign verify of the unsigned image passed:\n%s", out)
+		}
+		c.Run(t, append(append([]string{"verify-attestation"}, regArgs...), append(c.VerifyKeyArgs(), "--type", "spdxjson", b.destRef(src.Image))...)...)
+
+		// The Distribution registry has no referrers API: the bundle is
+		// listed under the referrers tag schema.
+		refs := testbed.Referrers(t, b.dst, b.destSubject(src.Bundled))
+		srcRefs := testbed.Referrers(t, src.Registry, src.Bundled)
+		if len(refs) != 1 || refs[0].Digest != srcRefs[0].Digest || refs[0].ArtifactType != testbed.BundleMediaType {
+			t.Errorf("destination lists %+v as referrers of the bundled image, want %+v", refs, srcRefs)
+		}
+		indexTag := b.destSubject(src.Bundled).Repo + ":" + manifest.ReferrersTag(src.Bundled.Digest())
+		indexDigest := destDigest(t, b.dst, indexTag)
+
+		catalog := catalogOf(t, b.dst)
+		for _, repo := range catalog {
+			if !strings.HasPrefix(repo, ingestBase+"/images/signed/") {
+				t.Errorf("catalog lists %s, not a destination repository", repo)
+			}
+		}
+
+		// Again: nothing new, the referrers index is not touched.
+		rep = ingestReport(t, mustFerry(t, b.args("ingest", "--image-key", c.PublicKeyPath, "--output", "json")...))
+		if rep.Blobs.Manifests != 0 || rep.Blobs.Uploaded != 0 {
+			t.Errorf("second ingest pushed %d manifests and %d blobs, want none", rep.Blobs.Manifests, rep.Blobs.Uploaded)
+		}
+		if got := destDigest(t, b.dst, indexTag); got != indexDigest {
+			t.Errorf("second ingest changed the referrers index %s: %s -> %s", indexTag, indexDigest, got)
+		}
+		if refs := testbed.Referrers(t, b.dst, b.destSubject(src.Bundled)); len(refs) != 1 {
+			t.Errorf("after a second ingest the referrers index lists %d referrers, want 1", len(refs))
+		}
+	})
+
+	t.Run("a signature for another image is refused", func(t *testing.T) {
+		// The app's .sig is replaced by the index's: archived with valid
+		// digests and signed by the right key, but over another digest.
+		b := newSignedBed(t, src, func(arts []fixtureArtifact) []fixtureArtifact {
+			var indexSig fixtureArtifact
+			for _, a := range arts {
+				if a.referrer != nil && a.referrer.Subject == src.Index.Digest() && a.referrer.Kind == manifest.ReferrerSignature {
+					indexSig = a
+				}
+			}
+			for i, a := range arts {
+				if a.referrer != nil && a.referrer.Subject == src.Image.Digest() && a.referrer.Kind == manifest.ReferrerSignature {
+					r := *a.referrer
+					arts[i].blobs, arts[i].referrer = indexSig.blobs, &r
+				}
+			}
+			return arts
+		})
+		c := b.cosign
+		app := src.Host + "/signed/app:v1"
+		wantFail(t, ExitVerify, []string{app, "signature is for another image"}, b.args("verify", "--image-key", c.PublicKeyPath)...)
+		r := wantFail(t, ExitVerify, []string{app}, b.args("ingest", "--image-key", c.PublicKeyPath, "--output", "json")...)
+		rep := ingestReport(t, r)
+		for _, a := range rep.Artifacts {
+			refusedWithApp := strings.Contains(a.Name, app) || strings.Contains(a.Name, src.Image.RepoDigest())
+			if refusedWithApp != (a.State == ingest.StateRefused) {
+				t.Errorf("%s: %s (%s)", a.Name, a.State, a.Reason)
+			}
+		}
+		// Nothing of the image reached the registry, by tag or by digest;
+		// the other images did.
+		dst := b.destSubject(src.Image)
+		if got := destDigest(t, b.dst, dst.RepoDigest()); got != "" {
+			t.Errorf("the refused image's manifest is in the registry: %s", got)
+		}
+		if got := destDigest(t, b.dst, dst.Repo+":"+manifest.LegacyTag(src.Image.Digest(), manifest.LegacyTagAttestation)); got != "" {
+			t.Errorf("the refused image's attestation is in the registry: %s", got)
+		}
+		if got := destDigest(t, b.dst, b.destSubject(src.Index).RepoDigest()); got != src.Index.Digest() {
+			t.Errorf("the index, whose signature verifies, is not in: %q", got)
+		}
+	})
+
+	t.Run("another key", func(t *testing.T) {
+		b := newSignedBed(t, src, nil)
+		other := testbed.NewCosign(t)
+		wantFail(t, ExitVerify, []string{"signed/app:v1", "FAILED"}, b.args("verify", "--image-key", other.PublicKeyPath)...)
+		wantFail(t, ExitVerify, []string{"signed/app:v1"}, b.args("ingest", "--image-key", other.PublicKeyPath)...)
+		if got := catalogOf(t, b.dst); len(got) != 1 || !strings.HasSuffix(got[0], "signed/plain") {
+			t.Errorf("with another key only the unsigned image may go in; catalog: %v", got)
+		}
+	})
+
+	t.Run("require signed", func(t *testing.T) {
+		b := newSignedBed(t, src, nil)
+		c := b.cosign
+		wantFail(t, ExitUsage, []string{"--image-key"}, b.args("verify", "--require-signed")...)
+		wantFail(t, ExitVerify, []string{"signed/plain:v1", "signed images are required"}, b.args("verify", "--image-key", c.PublicKeyPath, "--require-signed")...)
+		wantFail(t, ExitVerify, []string{"signed/plain:v1"}, b.args("ingest", "--image-key", c.PublicKeyPath, "--require-signed")...)
+		if got := destDigest(t, b.dst, b.destSubject(src.Unsigned).RepoDigest()); got != "" {
+			t.Errorf("the unsigned image went in with --require-signed: %s", got)
+		}
+	})
+}
+
+// catalogOf lists the registry's repositories.
+func catalogOf(t *testing.T, reg *testbed.Registry) []string {
+	t.Helper()
+	r, err := name.NewRegistry(reg.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repos, err := remote.Catalog(t.Context(), r, reg.Options()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repos
+}
