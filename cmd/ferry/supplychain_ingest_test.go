@@ -223,6 +223,47 @@ func TestSupplyChainIngest(t *testing.T) {
 		if refs := testbed.Referrers(t, b.dst, b.destSubject(src.Bundled)); len(refs) != 1 {
 			t.Errorf("after a second ingest the referrers index lists %d referrers, want 1", len(refs))
 		}
+		out = mustFerry(t, b.args("ingest", "--image-key", c.PublicKeyPath, "--dry-run")...).stdout
+		for _, want := range []string{"supply chain:", "signed/app:v1 (present): verified by key cosign.pub", "by tag " + manifest.LegacyTag(src.Image.Digest(), ".att"),
+			"signature https://sigstore.dev/cosign/sign/v1", "by subject", "signed/plain:v1 (present): unsigned"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("ingest report does not say %q:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("a registry with the referrers API lists them from their subject field", func(t *testing.T) {
+		c := src.Cosign
+		rs := testbed.StartReferrerSource(t, c)
+		fx := &fixtureArchive{dir: t.TempDir(), artifacts: carriedWith(t, rs.Registry, rs.Image, false)}
+		fx.write(t, 0)
+		dst := testbed.StartReferrersRegistry(t)
+		args := append([]string{"ingest", "--quiet", "--plain-http", "--registry", dst.Host + "/" + ingestBase, "--key", fx.pub,
+			"--no-journal", "--image-key", c.PublicKeyPath, "--require-signed", "--output", "json"}, fx.volumes...)
+		rep := ingestReport(t, mustFerry(t, args...))
+		if len(rep.Images) != 1 || rep.Images[0].Status != manifest.SignatureVerified {
+			t.Errorf("image checks: %+v, want the one image verified", rep.Images)
+		}
+		sub := rs.Image
+		sub.Repo = ingestBase + "/images/" + sub.Repo
+		want := map[string]bool{}
+		for _, d := range testbed.Referrers(t, rs.Registry, rs.Image) {
+			want[d.Digest.String()] = true
+		}
+		got := testbed.Referrers(t, dst, sub)
+		for _, d := range got {
+			delete(want, d.Digest.String())
+		}
+		if len(want) != 0 || len(got) != 2 {
+			t.Errorf("the destination's referrers API lists %+v; missing %v", got, want)
+		}
+		if d := destDigest(t, dst, sub.Repo+":"+manifest.ReferrersTag(sub.Digest())); d != "" {
+			t.Errorf("a referrers tag schema index was pushed to a registry with the referrers API: %s", d)
+		}
+		if rep.Validation == nil || !rep.Validation.OK() {
+			t.Errorf("validation: %+v", rep.Validation)
+		}
+		c.Run(t, append(append([]string{"verify"}, c.RegistryArgs(t, dst)...), append(c.VerifyKeyArgs(), dst.Host+"/"+sub.RepoDigest())...)...)
 	})
 
 	t.Run("a signature for another image is refused", func(t *testing.T) {
