@@ -7,6 +7,7 @@ import (
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/internal/testbed"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 )
 
 // addSBOM attaches an SPDX document to the bill of materials' first image
@@ -65,11 +66,12 @@ func referrersIndexOf(t *testing.T, host, repo, subject string) (string, []manif
 func TestReferrerListedInTagSchema(t *testing.T) {
 	for _, atomic := range []bool{false, true} {
 		reg := testbed.StartRegistry(t, testbed.RegistryOptions{})
-		opts := Options{Registry: reg.Host + "/base", PlainHTTP: true, Validate: true, Atomic: atomic}
+		dest := reg.Host + "/base"
+		opts := CopyOptions{Client: registry.Options{PlainHTTP: true}, Validate: true, Atomic: atomic}
 		bom, src := twoImages(t)
 		img := bom.Artifacts[0]
 		repo := "base/" + img.Dest.Repository
-		if _, err := push(t, bom, src, opts); err != nil {
+		if _, err := push(t, bom, src, dest, opts); err != nil {
 			t.Fatal(err)
 		}
 		// Another tool listed the image itself as a referrer of itself:
@@ -82,7 +84,7 @@ func TestReferrerListedInTagSchema(t *testing.T) {
 		}
 
 		sbom := addSBOM(t, bom, src)
-		rep, err := push(t, bom, src, opts)
+		rep, err := push(t, bom, src, dest, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +108,7 @@ func TestReferrerListedInTagSchema(t *testing.T) {
 			t.Errorf("atomic %v: %s has tags %v, want the image's and the referrers index's", atomic, repo, tags)
 		}
 
-		rep, err = push(t, bom, src, opts)
+		rep, err = push(t, bom, src, dest, opts)
 		if err != nil || rep.Err() != nil || rep.Blobs.Manifests != 0 {
 			t.Fatalf("atomic %v: second push: %v %v, %d manifests pushed", atomic, err, rep.Err(), rep.Blobs.Manifests)
 		}
@@ -117,7 +119,7 @@ func TestReferrerListedInTagSchema(t *testing.T) {
 		if err := c.DeleteManifest(t.Context(), repo, idxDigest); err != nil {
 			t.Fatal(err)
 		}
-		if rep, err = push(t, bom, src, opts); err != nil || rep.Err() != nil {
+		if rep, err = push(t, bom, src, dest, opts); err != nil || rep.Err() != nil {
 			t.Fatalf("atomic %v: push after the index was lost: %v %v", atomic, err, rep.Err())
 		}
 		if _, listed := referrersIndexOf(t, reg.Host, repo, img.Digest); len(listed) != 1 || listed[0].Digest != sbom.Digest {
