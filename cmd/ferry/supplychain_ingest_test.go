@@ -194,6 +194,12 @@ func TestSupplyChainIngest(t *testing.T) {
 			t.Errorf("cosign verify of the unsigned image passed:\n%s", out)
 		}
 		c.Run(t, append(append([]string{"verify-attestation"}, regArgs...), append(c.VerifyKeyArgs(), "--type", "spdxjson", b.destRef(src.Image))...)...)
+		tree := string(c.Run(t, append(append([]string{"tree"}, regArgs...), b.destRef(src.Image))...))
+		for _, a := range b.fx.artifacts {
+			if r := a.referrer; r != nil && r.Subject == src.Image.Digest() && !strings.Contains(tree, ":"+r.Tag+"\n") {
+				t.Errorf("cosign tree of the destination image does not list %s:\n%s", r.Tag, tree)
+			}
+		}
 
 		// The Distribution registry has no referrers API: the bundle is
 		// listed under the referrers tag schema.
