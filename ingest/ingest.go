@@ -100,10 +100,7 @@ func run(ctx context.Context, vs *volumeSet, opts config) (_ *Report, err error)
 	} else {
 		noteOCIForms(plans, in.manifestData)
 	}
-	if err := in.checkImages(ctx); err != nil {
-		return nil, err
-	}
-	phase("read manifests, record the archive, check image signatures")
+	phase("read manifests, record the archive")
 	var repos []string
 	for _, p := range plans {
 		repos = append(repos, p.repo)
@@ -124,6 +121,12 @@ func run(ctx context.Context, vs *volumeSet, opts config) (_ *Report, err error)
 		}
 	}()
 	phase("connect")
+	// Before anything is sent; the registry only lends back signature
+	// blobs an earlier run put there.
+	if err := in.checkImages(ctx); err != nil {
+		return nil, err
+	}
+	phase("image signatures")
 	// What each artifact's tag holds, asked once: an artifact in already
 	// needs none of its blobs looked at.
 	if err := in.checkTags(ctx); err != nil {

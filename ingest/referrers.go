@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 
+	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/registry"
 )
@@ -76,40 +77,79 @@ func (in *ingester) subjectOf(p *artifactPlan) *artifactPlan {
 	return nil
 }
 
-// digestOpener reads blobs by digest for the image checks: manifests from
-// what the run holds (volumes or journal), other blobs from the volumes.
-type digestOpener struct{ in *ingester }
+// digestOpener reads the blobs of an image's signature artifacts by
+// digest for the image check: manifests from what the run holds (volumes
+// or journal), other blobs from the volumes given, else from the image's
+// repository, where an earlier run that had their volume put them; every
+// byte read back is checked against its signed digest.
+type digestOpener struct {
+	in   *ingester
+	repo string
+}
 
 func (o digestOpener) OpenBlob(ctx context.Context, digest string) (io.ReadCloser, error) {
-	if data := o.in.manifests[digest]; data != nil {
+	in := o.in
+	if data := in.manifests[digest]; data != nil {
 		return io.NopCloser(bytes.NewReader(data)), nil
 	}
-	b, ok := o.in.blobs[digest]
+	b, ok := in.blobs[digest]
 	if !ok {
 		return nil, fmt.Errorf("blob %s is not in the bill of materials", digest)
 	}
-	return o.in.vs.src.OpenBlob(ctx, b)
+	if ok, _ := in.vs.available(b); ok {
+		return in.vs.src.OpenBlob(ctx, b)
+	}
+	if manifest.IsManifest(b.MediaType) {
+		data, _, err := in.reg.FetchManifest(ctx, o.repo, digest)
+		if err != nil {
+			return nil, classify(in.dest.host, fmt.Errorf("GET %s@%s: %w", o.repo, digest, err))
+		}
+		return io.NopCloser(bytes.NewReader(data)), nil // the caller checks its digest
+	}
+	rc, err := in.reg.FetchBlob(ctx, o.repo, digest)
+	if err != nil {
+		return nil, classify(in.dest.host, err)
+	}
+	return digestio.NewReadCloser(rc, digest, b.Size, registry.ErrRegistry), nil
 }
 
-// readable reports whether every blob of the artifacts can be read now.
-func (in *ingester) readable(arts []manifest.Artifact) bool {
+// readable reports whether every blob of the artifacts can be read now:
+// from the volumes given, the journal, or the registry (digestOpener).
+func (in *ingester) readable(ctx context.Context, arts []manifest.Artifact, repo string) (bool, error) {
 	for _, a := range arts {
 		for _, d := range a.Blobs {
+			b := in.blobs[d]
 			if in.manifests[d] != nil {
 				continue
 			}
-			if ok, _ := in.vs.available(in.blobs[d]); !ok {
-				return false
+			if ok, _ := in.vs.available(b); ok {
+				continue
+			}
+			var got bool
+			var err error
+			if manifest.IsManifest(b.MediaType) {
+				var m string
+				m, err = in.reg.ManifestDigest(ctx, repo, d)
+				got = m == d
+			} else {
+				got, err = in.reg.BlobExists(ctx, repo, d)
+			}
+			if err != nil {
+				return false, classify(in.dest.host, fmt.Errorf("HEAD %s@%s: %w", repo, d, err))
+			}
+			if !got {
+				return false, nil
 			}
 		}
 	}
-	return true
+	return true, nil
 }
 
 // checkImages checks every image's signatures again (Options.Images),
 // before anything is sent. An image the check refuses is refused with its
 // attached artifacts: none of its blobs or manifests is pushed. An image
-// whose signatures are in volumes not given waits for them.
+// whose signatures are neither in the volumes given nor in the registry
+// waits for their volume.
 func (in *ingester) checkImages(ctx context.Context) error {
 	if in.opts.Images == nil {
 		return nil
@@ -126,13 +166,17 @@ func (in *ingester) checkImages(ctx context.Context) error {
 			continue
 		}
 		s := sigs[p.a.Digest]
-		if !in.readable(s) {
+		ok, err := in.readable(ctx, s, p.repo)
+		if err != nil {
+			return err
+		}
+		if !ok {
 			p.res.State = StateWaiting
 			p.res.WaitingFor = "its signatures"
 			p.res.Reason = "its signatures are in volumes not given, so it cannot be checked yet"
 			continue
 		}
-		rec, refusal, err := in.opts.Images.VerifyImage(ctx, p.a, s, digestOpener{in})
+		rec, refusal, err := in.opts.Images.VerifyImage(ctx, p.a, s, digestOpener{in: in, repo: p.repo})
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -114,9 +115,13 @@ func (b *signedBed) args(cmd string, extra ...string) []string {
 	if cmd == "verify" {
 		return append(append([]string{"verify", "--quiet", "--key", b.fx.pub}, extra...), b.fx.volumes...)
 	}
+	return b.ingestArgs(b.fx.volumes, extra...)
+}
+
+func (b *signedBed) ingestArgs(volumes []string, extra ...string) []string {
 	return append(append([]string{"ingest", "--quiet", "--registry", b.dst.Host + "/" + ingestBase, "--key", b.fx.pub,
 		"--ca-file", b.caFile, "--username", b.dst.Username, "--journal", filepath.Join(b.dir, "journal.db"),
-		"--work-dir", filepath.Join(b.dir, "work")}, extra...), b.fx.volumes...)
+		"--work-dir", filepath.Join(b.dir, "work")}, extra...), volumes...)
 }
 
 // destRef is where a source subject lands.
@@ -270,6 +275,37 @@ func TestSupplyChainIngest(t *testing.T) {
 			t.Errorf("validation: %+v", rep.Validation)
 		}
 		c.Run(t, append(append([]string{"verify"}, c.RegistryArgs(t, dst)...), append(c.VerifyKeyArgs(), dst.Host+"/"+sub.RepoDigest())...)...)
+	})
+
+	t.Run("volumes one at a time, last first", func(t *testing.T) {
+		b := newSignedBed(t, src, nil)
+		b.fx.volumes = nil
+		if err := os.RemoveAll(filepath.Join(b.fx.dir, "out")); err != nil {
+			t.Fatal(err)
+		}
+		b.fx.write(t, 200<<10)
+		if len(b.fx.volumes) < 2 {
+			t.Fatalf("%d volumes, want at least 2 for this test", len(b.fx.volumes))
+		}
+		c := b.cosign
+		vols := reversed(b.fx.volumes)
+		for i, v := range vols {
+			r := ferry(t, "", b.ingestArgs([]string{v}, "--image-key", c.PublicKeyPath)...)
+			if last := i == len(vols)-1; last && r.code != 0 || !last && r.code != ExitIncomplete {
+				t.Fatalf("ingest of volume %s (%d of %d): exit %d\n%s%s", filepath.Base(v), i+1, len(vols), r.code, r.stdout, r.stderr)
+			}
+		}
+		regArgs := c.RegistryArgs(t, b.dst)
+		for _, sub := range []testbed.Subject{src.Image, src.Index, src.Bundled} {
+			c.Run(t, append(append([]string{"verify"}, regArgs...), append(c.VerifyKeyArgs(), b.destRef(sub))...)...)
+		}
+		if refs := testbed.Referrers(t, b.dst, b.destSubject(src.Bundled)); len(refs) != 1 {
+			t.Errorf("the bundled image lists %d referrers, want 1", len(refs))
+		}
+		rep := ingestReport(t, mustFerry(t, b.args("ingest", "--image-key", c.PublicKeyPath, "--output", "json")...))
+		if rep.Blobs.Manifests != 0 || rep.Validation == nil || !rep.Validation.OK() {
+			t.Errorf("all volumes again: %d manifests pushed, validation %+v", rep.Blobs.Manifests, rep.Validation)
+		}
 	})
 
 	t.Run("a signature for another image is refused", func(t *testing.T) {
