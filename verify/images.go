@@ -54,9 +54,13 @@ func ImageSignatures(bom *manifest.BOM) map[string][]manifest.Artifact {
 // verify what it serves against the digest (archive.Set does). It returns
 // the record of the outcome, named after the image artifact.
 //
-// The signed subject is the image's digest as collected from the source:
-// for a manifest `collect --convert-oci` rewrote, the source's digest.
+// An image whose root manifest collect rewrote (converted to OCI, or an
+// index cut to a subset of its platforms) fails: no signature made at the
+// source covers what the archive holds and the destination would serve.
 func CheckImage(ctx context.Context, image manifest.Artifact, signatures []manifest.Artifact, blobs BlobOpener, keys []*ImageKey) (manifest.ImageVerification, error) {
+	if why := rewrittenRoot(image); why != "" {
+		return manifest.ImageVerification{Image: image.Name, Subject: image.Digest, Status: manifest.SignatureFailed, Reason: why}, nil
+	}
 	attached := make([]Attached, 0, len(signatures))
 	for _, s := range signatures {
 		data, err := readManifestBlob(ctx, blobs, s.Digest)
@@ -65,12 +69,20 @@ func CheckImage(ctx context.Context, image manifest.Artifact, signatures []manif
 		}
 		attached = append(attached, Attached{Digest: s.Digest, Manifest: data, Blobs: blobs})
 	}
-	subject := image.Digest
-	if from, ok := image.ConvertedFrom(image.Digest); ok {
-		subject = from
-	}
-	rec := VerifyImage(ctx, subject, attached, keys).Record(image.Name)
+	rec := VerifyImage(ctx, image.Digest, attached, keys).Record(image.Name)
 	return rec, ctx.Err()
+}
+
+// rewrittenRoot says why no source signature can cover the image's root
+// manifest as the archive holds it, or "" when it is the source's own.
+func rewrittenRoot(image manifest.Artifact) string {
+	if src := image.Annotations[manifest.AnnotationSourceDigest]; src != "" {
+		return fmt.Sprintf("the index was cut to a subset of its platforms, so no signature covers it (the source's index is %s)", src)
+	}
+	if from, ok := image.ConvertedFrom(image.Digest); ok {
+		return fmt.Sprintf("the manifest was converted to OCI, so no signature covers it (the source's manifest is %s)", from)
+	}
+	return ""
 }
 
 // readManifestBlob reads a signature artifact's manifest, capped at the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -51,21 +52,17 @@ func (v imageVerifier) VerifyImage(ctx context.Context, image manifest.Artifact,
 	if err != nil {
 		return rec, "", err
 	}
+	if rec.Status == manifest.SignatureFailed {
+		names := make([]string, len(v.policy.Keys))
+		for i, k := range v.policy.Keys {
+			names[i] = k.Name
+		}
+		rec.Reason += " (keys tried: " + strings.Join(names, ", ") + ")"
+	}
 	if v.policy.Refuses(rec.Status) {
 		return rec, verify.Refusal(rec), nil
 	}
 	return rec, "", nil
-}
-
-// verdictLine renders one image's signature check.
-func verdictLine(v manifest.ImageVerification) string {
-	switch v.Status {
-	case manifest.SignatureVerified:
-		return fmt.Sprintf("verified by key %s (%s), %s signature %s", v.KeyName, shortDigest(v.KeyID), v.Format, shortDigest(v.Signature))
-	case manifest.SignatureUnsigned:
-		return "unsigned"
-	}
-	return "FAILED: " + v.Reason
 }
 
 // printImageChecks lists each image's signature check, for verify.
@@ -76,25 +73,25 @@ func printImageChecks(w io.Writer, checks []manifest.ImageVerification) {
 	fmt.Fprintln(w, "\nimage signatures:")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, v := range checks {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Image, shortDigest(v.Subject), verdictLine(v))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Image, shortDigest(v.Subject), verificationText(&v))
 	}
 	tw.Flush()
 }
 
-// printSupplyChain is the ingest report's supply-chain view: per image,
-// its signature check and what is attached to it.
-func printSupplyChain(w io.Writer, r *ingest.Report) {
+// printIngestSupplyChain is the ingest report's supply-chain view: per
+// image, its signature check again and what became of what is attached.
+func printIngestSupplyChain(w io.Writer, r *ingest.Report) {
 	if len(r.SupplyChain) == 0 {
 		if r.ImageSignatures == "" && hasReferrers(r) {
 			fmt.Fprintln(w, "\nimage signatures: not checked (give --image-key)")
 		}
 		return
 	}
-	fmt.Fprintln(w, "\nsupply chain:")
+	fmt.Fprintln(w, "\nsupply chain: attached artifacts, and signatures checked again here")
 	for _, img := range r.SupplyChain {
 		check := "signatures not checked (give --image-key)"
 		if img.Verification != nil {
-			check = verdictLine(*img.Verification)
+			check = verificationText(img.Verification)
 		}
 		fmt.Fprintf(w, "  %s (%s): %s\n", img.Image, img.State, check)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

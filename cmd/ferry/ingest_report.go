@@ -143,7 +143,7 @@ func printPushReport(w io.Writer, r *ingest.Report, ways string) {
 	}
 	tw.Flush()
 	printRefusals(w, refused)
-	printSupplyChain(w, r)
+	printIngestSupplyChain(w, r)
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
