@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/ferrytool/ferry/manifest"
 )
@@ -70,6 +71,13 @@ func CheckImage(ctx context.Context, image manifest.Artifact, signatures []manif
 		attached = append(attached, Attached{Digest: s.Digest, Manifest: data, Blobs: blobs})
 	}
 	rec := VerifyImage(ctx, image.Digest, attached, keys).Record(image.Name)
+	if rec.Status == manifest.SignatureFailed {
+		names := make([]string, len(keys))
+		for i, k := range keys {
+			names[i] = k.Name
+		}
+		rec.Reason += " (keys tried: " + strings.Join(names, ", ") + ")"
+	}
 	return rec, ctx.Err()
 }
 

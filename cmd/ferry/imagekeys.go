@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -52,13 +51,7 @@ func (v imageVerifier) VerifyImage(ctx context.Context, image manifest.Artifact,
 	if err != nil {
 		return rec, "", err
 	}
-	if rec.Status == manifest.SignatureFailed {
-		names := make([]string, len(v.policy.Keys))
-		for i, k := range v.policy.Keys {
-			names[i] = k.Name
-		}
-		rec.Reason += " (keys tried: " + strings.Join(names, ", ") + ")"
-	}
+
 	if v.policy.Refuses(rec.Status) {
 		return rec, verify.Refusal(rec), nil
 	}
