@@ -11,16 +11,16 @@ import (
 )
 
 // Referrers lists the referrers of subject in repo through the OCI 1.1
-// referrers API. ok is false when the registry does not serve the API (it
-// answers 404, as the Distribution registry does); a registry that serves it
-// never answers 404, even for a subject it does not hold.
+// referrers API. ok is false when the registry does not serve the API: it
+// answers 404, as the Distribution registry does (one that serves it never
+// answers 404, even for a subject it does not hold), or 501.
 func (c *Client) Referrers(ctx context.Context, repo, subject string) (_ []manifest.ReferrerDescriptor, ok bool, err error) {
 	resp, err := c.do(ctx, http.MethodGet, c.repoURL(repo, "referrers/"+subject), http.Header{"Accept": {manifest.MediaTypeOCIIndex}}, nil)
 	if err != nil {
 		return nil, false, err
 	}
 	defer closeBody(resp)
-	if resp.StatusCode == http.StatusNotFound {
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusNotImplemented {
 		return nil, false, nil
 	}
 	if err := checkStatus(resp, http.StatusOK); err != nil {
