@@ -185,7 +185,7 @@ func ingestReport(t *testing.T, r result) ingest.Report {
 }
 
 func TestSupplyChainIngest(t *testing.T) {
-	src := testbed.StartSignedSource(t, testbed.NewCosign(t))
+	src := testbed.StartSignedSource(t, needCosign(t))
 
 	t.Run("carried, checked again and verified by cosign at the destination", func(t *testing.T) {
 		b := newSignedBed(t, src, nil)
