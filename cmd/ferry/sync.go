@@ -44,6 +44,7 @@ type syncFlags struct {
 	maps          cli.StringSlice
 	output        string
 	verbose       bool
+	supply        supplyChainFlags
 }
 
 func syncCommand(env *environment) *cli.Command {
@@ -90,7 +91,7 @@ func syncCommand(env *environment) *cli.Command {
 			outputFlag(&f.output),
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &s.quiet},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log retries and resumed uploads to standard error", Destination: &f.verbose},
-		}, sourceFlags(s, "sync")...),
+		}, append(sourceFlags(s, "sync"), f.supply.flags()...)...),
 		Action: func(c *cli.Context) error { return runSync(c, env, &f) },
 	}
 }
@@ -167,6 +168,9 @@ func runSync(c *cli.Context, env *environment, f *syncFlags) error {
 		iopts.PackVerifier = packVerifier{pub: pub}
 	}
 	if err := f.src.applyRender(&copts); err != nil {
+		return err
+	}
+	if err := f.supply.apply(&copts); err != nil {
 		return err
 	}
 	if copts.CacheDir = f.src.cacheDir; copts.CacheDir == "" {
