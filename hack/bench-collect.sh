@@ -9,18 +9,20 @@
 # W/crane-pull and W/regctl, with collect's peak RSS. The last archive stays
 # in $work/W.archive/ for bench_ingest.
 
-collect_ferry() { # W: prints seconds and peak RSS in KiB
+collect_ferry() { # W: prints seconds, peak RSS in KiB and CPU seconds
   local w="$1" images=() r
   while read -r r; do images+=(--image "$r"); done < "$work/$w.refs"
   rm -rf "$work/cache" "$work/$w.archive" && mkdir -p "$work/$w.archive"
   settle
   local t0 t1
   t0="$(now)"
-  /usr/bin/time -f "%M" -o "$work/rss" "$ferry" collect --quiet --plain-http --key "$work/ferry.key" \
+  /usr/bin/time -f "%M %U %S" -o "$work/rss" "$ferry" collect --quiet --plain-http --key "$work/ferry.key" \
     --output "$work/$w.archive/bench" --cache-dir "$work/cache" "${images[@]}" > /dev/null || return 1
   t1="$(now)"
   rm -rf "$work/cache"
-  echo "$(echo "$t1 - $t0" | bc) $(cat "$work/rss")"
+  local kib u s
+  read -r kib u s < "$work/rss"
+  echo "$(echo "$t1 - $t0" | bc) $kib $(echo "$u + $s" | bc)"
 }
 
 collect_crane() { # W
@@ -54,18 +56,19 @@ collect_regctl() { # W
 }
 
 bench_collect() { # W
-  local w="$1" r f kib c g fs=() cs=() gs=() max=0
+  local w="$1" r f kib cpu c g fs=() cs=() gs=() cpus=() max=0
   for r in $(seq "$rounds"); do
-    read -r f kib < <(collect_ferry "$w") || { echo "bench: $w: ferry collect failed"; return 1; }
+    read -r f kib cpu < <(collect_ferry "$w")
     [[ -n "$f" ]] || { echo "bench: $w: ferry collect failed"; return 1; }
     c="$(collect_crane "$w")" || { echo "bench: $w: crane pull failed"; return 1; }
     g="$(collect_regctl "$w")" || { echo "bench: $w: regctl copy failed"; return 1; }
-    fs+=("$f") cs+=("$c") gs+=("$g")
+    fs+=("$f") cs+=("$c") gs+=("$g") cpus+=("$cpu")
     max=$((kib > max ? kib : max))
-    echo "bench: $w collect round $r: ferry $f s, crane $c s, regctl $g s"
+    printf 'bench: %s collect round %d: ferry %.2f s (CPU %.2f s, %d MiB), crane %.2f s, regctl %.2f s\n' "$w" "$r" "$f" "$cpu" $((kib / 1024)) "$c" "$g"
   done
   record "$w/collect" "${fs[@]}"
   record "$w/crane-pull" "${cs[@]}"
   record "$w/regctl" "${gs[@]}"
   rss[$w/collect]=$((max / 1024))
+  cpusecs[$w/collect]="$(median "${cpus[@]}")"
 }

@@ -34,18 +34,19 @@ for i, m in enumerate(idx["manifests"]):
 PY
 }
 
-ingest_ferry() { # W RUN: prints seconds, peak RSS in KiB and requests sent
+ingest_ferry() { # W RUN: prints seconds, peak RSS in KiB, requests sent and CPU seconds
   local w="$1" run="$2"
   settle
   local t0 t1
   t0="$(now)"
-  /usr/bin/time -f "%M" -o "$work/rss" "$ferry" ingest --quiet --registry "$dst/ferry-$run" --key "$work/ferry.pub" \
+  /usr/bin/time -f "%M %U %S" -o "$work/rss" "$ferry" ingest --quiet --registry "$dst/ferry-$run" --key "$work/ferry.pub" \
     --username "$bench_user" --ca-file "$work/ca.crt" --journal "$work/journal-$run.db" \
     $ingest_flags "$work/$w.archive"/bench.tar.zst* > "$work/ingest.out" || { cat "$work/ingest.out" >&2; return 1; }
   t1="$(now)"
-  local req
+  local req kib u s
   req="$(sed -n 's/.*requests: \([0-9]*\) sent.*/\1/p' "$work/ingest.out" | head -1)"
-  echo "$(echo "$t1 - $t0" | bc) $(cat "$work/rss") ${req:-?}"
+  read -r kib u s < "$work/rss"
+  echo "$(echo "$t1 - $t0" | bc) $kib ${req:-?} $(echo "$u + $s" | bc)"
 }
 
 ingest_crane() { # LAYOUT RUN: every image, four at a time
@@ -71,24 +72,26 @@ ingest_floor() { # LAYOUT RUN: prints seconds, requests sent and blobs pushed
 }
 
 bench_ingest() { # W
-  local w="$1" lay="$work/$w.layout" r f kib req c fl freq fblobs fs=() cs=() fls=() max=0
+  local w="$1" lay="$work/$w.layout" r f kib req cpu c fl freq fblobs fs=() cs=() fls=() cpus=() max=0
   rm -rf "$lay" "$lay.img" && mkdir -p "$lay"
   for v in "$work/$w.archive"/bench.tar.zst*; do tar --zstd -xf "$v" -C "$lay" || return 1; done
   split_layout "$lay"
   for r in $(seq "$rounds"); do
-    read -r f kib req < <(ingest_ferry "$w" "$w-$r")
+    read -r f kib req cpu < <(ingest_ferry "$w" "$w-$r")
     [[ -n "$f" ]] || { echo "bench: $w: ferry ingest failed"; return 1; }
     c="$(ingest_crane "$lay" "$w-$r")" || { echo "bench: $w: crane push failed"; return 1; }
     read -r fl freq fblobs < <(ingest_floor "$lay" "$w-$r")
     [[ -n "$fl" ]] || { echo "bench: $w: floor push failed"; return 1; }
-    fs+=("$f") cs+=("$c") fls+=("$fl")
+    fs+=("$f") cs+=("$c") fls+=("$fl") cpus+=("$cpu")
     max=$((kib > max ? kib : max))
-    echo "bench: $w ingest round $r: ferry $f s ($req requests), crane push $c s, floor $fl s ($freq requests)"
+    printf 'bench: %s ingest round %d: ferry %.2f s (CPU %.2f s, %d MiB, %s requests), crane push %.2f s, floor %.2f s (%s requests)\n' \
+      "$w" "$r" "$f" "$cpu" $((kib / 1024)) "$req" "$c" "$fl" "$freq"
   done
   record "$w/ingest" "${fs[@]}"
   record "$w/crane-push" "${cs[@]}"
   record "$w/floor" "${fls[@]}"
   rss[$w/ingest]=$((max / 1024))
+  cpusecs[$w/ingest]="$(median "${cpus[@]}")"
   reqs[$w/ingest]="$req"
   reqs[$w/floor]="$freq"
   reqs[$w/blobs]="$fblobs"

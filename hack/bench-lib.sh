@@ -118,8 +118,9 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? 
 ratio() { echo "scale=3; $1 / $2" | bc | sed 's/^\./0./'; }
 runs() { local out="" x; for x in "$@"; do out+="$(printf '%.2f ' "$x")"; done; echo "${out% }"; }
 
-# Results, keyed "W/what": seconds (median), runs, peak RSS in MiB, requests.
-declare -A secs allruns rss reqs
+# Results, keyed "W/what": seconds (median), runs, peak RSS in MiB, requests,
+# ferry's CPU seconds (median).
+declare -A secs allruns rss reqs cpusecs
 
 # record KEY VALUES...: the median of the rounds.
 record() { local k="$1"; shift; secs[$k]="$(median "$@")"; allruns[$k]="$(runs "$@")"; }

@@ -67,17 +67,17 @@ if [[ -n "${BENCH_CHUNK_SIZES:-}" && -d "$work/big.archive" ]]; then
   echo
   echo "== big: ingest by --chunk-size"
   for mib in $BENCH_CHUNK_SIZES; do
-    read -r f kib req < <(ingest_flags="$ingest_flags --chunk-size $mib" ingest_ferry big "chunk-$mib")
-    echo "bench: --chunk-size $mib: $f s, $req requests"
+    read -r f kib req cpu < <(ingest_flags="$ingest_flags --chunk-size $mib" ingest_ferry big "chunk-$mib")
+    printf 'bench: --chunk-size %5d: %6.2f s, CPU %.2f s, %s requests\n' "$mib" "$f" "$cpu" "$req"
   done
 fi
 
 echo
 echo "== peak RSS with one $rss_layer_mb MiB layer"
 seed rss 1 0 0 1 $((rss_layer_mb * 1024)) || exit 1
-if read -r f kib < <(collect_ferry rss) && [[ -n "$f" ]]; then
+if read -r f kib cpu < <(collect_ferry rss) && [[ -n "$f" ]]; then
   rss[rss/collect]=$((kib / 1024))
-  if read -r f kib req < <(ingest_ferry rss rss) && [[ -n "$f" ]]; then
+  if read -r f kib req cpu < <(ingest_ferry rss rss) && [[ -n "$f" ]]; then
     rss[rss/ingest]=$((kib / 1024))
   else
     failed+=(rss-ingest)
@@ -114,8 +114,8 @@ for w in "${workloads[@]}"; do
   fi
 done
 echo
-echo "peak RSS (MiB):"
-for k in $(printf '%s\n' "${!rss[@]}" | sort); do printf '  %-12s %5s\n' "$k" "${rss[$k]}"; done
+echo "ferry's peak RSS (MiB) and CPU time (s, user + system, median):"
+for k in $(printf '%s\n' "${!rss[@]}" | sort); do printf '  %-12s %5s MiB %8s s\n' "$k" "${rss[$k]}" "${cpusecs[$k]:--}"; done
 
 echo
 echo "== targets"
