@@ -3,6 +3,7 @@ package collect
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ferrytool/ferry/store"
 )
@@ -23,6 +24,10 @@ type recorder struct {
 	done    chan struct{}
 	stop    chan struct{}
 }
+
+// gatherDelay is how long the recorder waits after the first record of a
+// batch before writing it.
+const gatherDelay = 50 * time.Millisecond
 
 func newRecorder(idx *store.CacheIndex) *recorder {
 	r := &recorder{idx: idx, queue: map[string]store.CacheBlob{}, kick: make(chan struct{}, 1), done: make(chan struct{}), stop: make(chan struct{})}
@@ -56,6 +61,15 @@ func (r *recorder) run() {
 	for {
 		select {
 		case <-r.kick:
+			// Let a few more records gather: every transaction costs two
+			// disk syncs, and blobs verified one after another would each
+			// get one of their own. Nothing waits for the write.
+			select {
+			case <-time.After(gatherDelay):
+			case <-r.stop:
+				r.flush()
+				return
+			}
 			r.flush()
 		case <-r.stop:
 			r.flush()

@@ -1,89 +1,74 @@
-#!/usr/bin/env bash
-# Benchmarks `ferry collect` against what an operator would otherwise do:
-# `crane pull --format=oci` of the same images followed by `tar --zstd -cf` of
-# that layout. Both read the same images from a local registry in one run; the
-# script prints the time ratio (target: at most 0.7) and collect's peak RSS
-# (target: under 200 MiB with a 1 GiB layer), and exits 1 when a target is
-# missed.
-#
-# Environment: BENCH_LAYER_MB (default 1024) sizes the big layer; FERRY is the
-# ferry binary (default bin/ferry, built when missing); TESTBIN as in testbin.sh.
-set -euo pipefail
+# Sourced by hack/bench.sh. bench_collect W: `ferry collect` of workload W's
+# images (the references in $work/W.refs, in the source registry) against
+# what an operator would otherwise do, pull to an OCI layout and pack it
+# with `tar --zstd`:
+#   crane   `crane pull --format=oci` of every image in one process;
+#   regctl  `regctl image copy` of each image into one OCI layout, one
+#           image after the other (regctl copies one image per command).
+# The three alternate, $rounds times; the medians are recorded as W/collect,
+# W/crane-pull and W/regctl, with collect's peak RSS. The last archive stays
+# in $work/W.archive/ for bench_ingest.
 
-source "$(dirname "$0")/bench-lib.sh"
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench.XXXXXX")"
-registry_pid=""
-cleanup() {
-  if [[ -n "$registry_pid" ]]; then kill "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# A plain-HTTP registry on a free loopback port.
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
-host="127.0.0.1:$port"
-cat > "$work/registry.yml" <<EOF
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: "$work/storage"}}
-http: {addr: "$host"}
-EOF
-OTEL_TRACES_EXPORTER=none "$testbin/registry" serve "$work/registry.yml" > "$work/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 100); do curl -sf "http://$host/v2/" > /dev/null && break; sleep 0.1; done
-curl -sf "http://$host/v2/" > /dev/null || { cat "$work/registry.log"; echo "bench: registry did not start"; exit 1; }
-
-# Images: one with a big random layer, three small ones sharing a base layer.
-echo "bench: pushing a ${layer_mb} MiB layer and three small images to $host"
-push_bench_images "$host"
-
-"$ferry" key generate --output "$work/ferry" > /dev/null
-images=()
-for r in "${refs[@]}"; do images+=(--image "$r"); done
-
-now() { date +%s.%N; }
-run_ferry() { # prints seconds and peak RSS in KiB
-  rm -rf "$work/cache" "$work/out" && mkdir -p "$work/out"
-  sync # neither side pays for the other's writeback
+collect_ferry() { # W: prints seconds, peak RSS in KiB and CPU seconds
+  local w="$1" images=() r
+  while read -r r; do images+=(--image "$r"); done < "$work/$w.refs"
+  rm -rf "$work/cache" "$work/$w.archive" && mkdir -p "$work/$w.archive"
+  settle
   local t0 t1
   t0="$(now)"
-  /usr/bin/time -f "%M" -o "$work/rss" "$ferry" collect --quiet --plain-http --key "$work/ferry.key" \
-    --output "$work/out/bench" --cache-dir "$work/cache" "${images[@]}" > /dev/null
+  /usr/bin/time -f "%M %U %S" -o "$work/rss" "$ferry" collect --quiet --plain-http --key "$work/ferry.key" \
+    --output "$work/$w.archive/bench" --cache-dir "$work/cache" "${images[@]}" > /dev/null || return 1
   t1="$(now)"
-  echo "$(echo "$t1 - $t0" | bc) $(cat "$work/rss")"
+  rm -rf "$work/cache"
+  local kib u s
+  read -r kib u s < "$work/rss"
+  echo "$(echo "$t1 - $t0" | bc) $kib $(echo "$u + $s" | bc)"
 }
-run_crane() {
-  rm -rf "$work/layout" "$work/crane.tar.zst"
-  sync
+
+collect_crane() { # W
+  local w="$1" refs
+  mapfile -t refs < "$work/$w.refs"
+  rm -rf "$work/layout" "$work/peer.tar.zst"
+  settle
   local t0 t1
   t0="$(now)"
-  "$crane" pull --insecure --format=oci "${refs[@]}" "$work/layout" 2> /dev/null
-  tar --zstd -cf "$work/crane.tar.zst" -C "$work/layout" .
+  "$crane" pull --insecure --format=oci "${refs[@]}" "$work/layout" 2> /dev/null || return 1
+  tar --zstd -cf "$work/peer.tar.zst" -C "$work/layout" . || return 1
   t1="$(now)"
+  rm -rf "$work/layout" "$work/peer.tar.zst"
   echo "$t1 - $t0" | bc
 }
-min() { if (( $(echo "$1 < $2" | bc) )); then echo "$1"; else echo "$2"; fi; }
 
-# Alternate the two, twice each, and keep each one's best time, so neither
-# profits alone from a warm page cache.
-read -r f1 rss1 < <(run_ferry)
-c1="$(run_crane)"
-read -r f2 rss2 < <(run_ferry)
-c2="$(run_crane)"
-ferry_s="$(min "$f1" "$f2")"
-crane_s="$(min "$c1" "$c2")"
-rss_kib=$(( rss1 > rss2 ? rss1 : rss2 ))
-ratio="$(echo "scale=3; $ferry_s / $crane_s" | bc)"
-rss_mib=$(( rss_kib / 1024 ))
+collect_regctl() { # W
+  local w="$1" r i=0
+  rm -rf "$work/layout" "$work/peer.tar.zst"
+  settle
+  local t0 t1
+  t0="$(now)"
+  while read -r r; do
+    HOME="$regctl_home" "$regctl" image copy "$r" "ocidir://$work/layout:t$i" > /dev/null 2>&1 || return 1
+    i=$((i + 1))
+  done < "$work/$w.refs"
+  tar --zstd -cf "$work/peer.tar.zst" -C "$work/layout" . || return 1
+  t1="$(now)"
+  rm -rf "$work/layout" "$work/peer.tar.zst"
+  echo "$t1 - $t0" | bc
+}
 
-printf 'bench: images %s (big layer %d MiB)\n' "${#refs[@]}" "$layer_mb"
-printf 'bench: ferry collect           %6.2f s (runs %.2f, %.2f)\n' "$ferry_s" "$f1" "$f2"
-printf 'bench: crane pull + tar --zstd %6.2f s (runs %.2f, %.2f)\n' "$crane_s" "$c1" "$c2"
-printf 'bench: ratio collect/crane     %6.3f (target <= 0.7)\n' "$ratio"
-printf 'bench: collect peak RSS        %6d MiB (target < 200 MiB)\n' "$rss_mib"
-
-fail=0
-if (( $(echo "$ratio > 0.7" | bc) )); then echo "bench: ratio target missed"; fail=1; fi
-if (( rss_mib >= 200 )); then echo "bench: RSS target missed"; fail=1; fi
-exit "$fail"
+bench_collect() { # W
+  local w="$1" r f kib cpu c g fs=() cs=() gs=() cpus=() max=0
+  for r in $(seq "$rounds"); do
+    read -r f kib cpu < <(collect_ferry "$w")
+    [[ -n "$f" ]] || { echo "bench: $w: ferry collect failed"; return 1; }
+    c="$(collect_crane "$w")" || { echo "bench: $w: crane pull failed"; return 1; }
+    g="$(collect_regctl "$w")" || { echo "bench: $w: regctl copy failed"; return 1; }
+    fs+=("$f") cs+=("$c") gs+=("$g") cpus+=("$cpu")
+    max=$((kib > max ? kib : max))
+    printf 'bench: %s collect round %d: ferry %.2f s (CPU %.2f s, %d MiB), crane %.2f s, regctl %.2f s\n' "$w" "$r" "$f" "$cpu" $((kib / 1024)) "$c" "$g"
+  done
+  record "$w/collect" "${fs[@]}"
+  record "$w/crane-pull" "${cs[@]}"
+  record "$w/regctl" "${gs[@]}"
+  rss[$w/collect]=$((max / 1024))
+  cpusecs[$w/collect]="$(median "${cpus[@]}")"
+}
