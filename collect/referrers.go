@@ -310,7 +310,12 @@ func (s *RemoteReferrerSource) ListReferrers(ctx context.Context, repo name.Repo
 	if err != nil {
 		return nil, fmt.Errorf("%w: referrers of %s@%s: %w", ErrSource, repo, digest, err)
 	}
-	defer resp.Body.Close()
+	defer func() {
+		// A short error page read to its end keeps the connection for the
+		// next request: every image asks this once.
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) //nolint:errcheck // best effort
+		resp.Body.Close()
+	}()
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotFound, http.StatusBadRequest, http.StatusNotAcceptable, http.StatusMethodNotAllowed, http.StatusNotImplemented:

@@ -300,7 +300,7 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 	if err != nil {
 		return err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr := sourceTransport(f.jobs)
 	opts := collect.Options{
 		Created:    created,
 		Spec:       spec,
@@ -527,4 +527,14 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a positive size", s)
 	}
 	return n * mult, nil
+}
+
+// sourceTransport is the transport to the sources: the default one (proxy
+// from the environment, HTTP/2 where offered) keeping enough idle
+// connections per host for jobs parallel downloads; the default keeps two,
+// so every burst of requests to one registry opened new connections.
+func sourceTransport(jobs int) *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = max(jobs*2, 8)
+	return tr
 }

@@ -154,7 +154,7 @@ func runSync(c *cli.Context, env *environment, f *syncFlags) error {
 		Spec:      spec,
 		PlainHTTP: f.src.plainHTTP,
 		Keychain:  authn.DefaultKeychain,
-		Transport: http.DefaultTransport.(*http.Transport).Clone(),
+		Transport: sourceTransport(f.src.jobs),
 		Jobs:      f.src.jobs,
 		Tool:      "ferry " + version,
 	}
