@@ -322,10 +322,11 @@ func (m fxSource) OpenBlob(_ context.Context, b manifest.Blob) (io.ReadCloser, e
 	return io.NopCloser(bytes.NewReader(r.data)), nil
 }
 
-// tamperBlob changes one byte of a blob inside its volume and fixes the
-// frame's checksum, the way a deliberate edit would: the volume still
-// decodes, only the blob's digest gives it away. It returns the new volume
-// path and the volume number.
+// tamperBlob changes one byte of a blob inside its volume. A blob stored
+// raw gets its frame's checksum fixed, the way a deliberate edit would: the
+// volume still decodes, only the blob's digest gives it away; a compressed
+// one no longer decodes. It returns the new volume path and the volume
+// number.
 func tamperBlob(t *testing.T, fx *fixtureArchive, digest string) (string, int) {
 	t.Helper()
 	for _, p := range fx.volumes {
@@ -346,15 +347,18 @@ func tamperBlob(t *testing.T, fx *fixtureArchive, digest string) (string, int) {
 			// The content starts after the 512-byte tar header; random layer
 			// bytes are stored raw, so a 32-byte window is found verbatim.
 			at := 512 + int(e.Size)/2
-			window := plain[at : at+32]
-			i := bytes.Index(frame, window)
-			if i < 0 || bytes.Index(frame[i+1:], window) >= 0 {
-				t.Fatalf("blob %s is not stored raw in %s; cannot tamper in place", digest, p)
+			window := plain[at:min(at+32, len(plain))]
+			if i := bytes.Index(frame, window); len(window) == 32 && i >= 0 && bytes.Index(frame[i+1:], window) < 0 {
+				frame[i] ^= 0x01
+				plain[at] ^= 0x01
+				sum := xxhash.Sum64(plain)
+				frame[len(frame)-4], frame[len(frame)-3], frame[len(frame)-2], frame[len(frame)-1] = byte(sum), byte(sum>>8), byte(sum>>16), byte(sum>>24)
+			} else {
+				// Compressed: a flipped bit in the middle of the frame's
+				// blocks decodes to other bytes or to nothing, and the
+				// frame's checksum no longer holds either way.
+				frame[len(frame)/2] ^= 0x01
 			}
-			frame[i] ^= 0x01
-			plain[at] ^= 0x01
-			sum := xxhash.Sum64(plain)
-			frame[len(frame)-4], frame[len(frame)-3], frame[len(frame)-2], frame[len(frame)-1] = byte(sum), byte(sum>>8), byte(sum>>16), byte(sum>>24)
 			out := filepath.Join(t.TempDir(), filepath.Base(p))
 			os.WriteFile(out, data, 0o644)
 			return out, number

@@ -395,6 +395,38 @@ func TestSupplyChainIngest(t *testing.T) {
 		}
 	})
 
+	t.Run("a signature layer tampered in the volume", func(t *testing.T) {
+		b := newSignedBed(t, src, nil)
+		c := b.cosign
+		set := openSetForTest(t, b.fx.pub, b.fx.volumes...)
+		var payload string
+		for _, a := range set.BOM().Artifacts {
+			if a.Referrer == nil || a.Referrer.Subject != src.Image.Digest() || a.Referrer.Kind != manifest.ReferrerSignature {
+				continue
+			}
+			for _, d := range a.Blobs {
+				if bl, _ := set.BOM().Blob(d); bl.MediaType == manifest.MediaTypeCosignSimpleSigning {
+					payload = d
+				}
+			}
+		}
+		if payload == "" {
+			t.Fatal("no simple-signing payload for signed/app in the archive")
+		}
+		vol, n := tamperBlob(t, b.fx, payload)
+		b.fx.volumes[n-1] = vol
+		app := src.Host + "/signed/app:v1"
+		wantFail(t, ExitVerify, []string{payload}, b.args("verify", "--image-key", c.PublicKeyPath)...)
+		wantFail(t, ExitVerify, []string{app}, b.args("ingest", "--image-key", c.PublicKeyPath)...)
+		dst := b.destSubject(src.Image)
+		if got := destDigest(t, b.dst, dst.RepoDigest()); got != "" {
+			t.Errorf("the image whose signature was tampered with is in the registry: %s", got)
+		}
+		if got := destDigest(t, b.dst, b.destSubject(src.Index).RepoDigest()); got != src.Index.Digest() {
+			t.Errorf("the index, whose signature verifies, is not in: %q", got)
+		}
+	})
+
 	t.Run("another key", func(t *testing.T) {
 		b := newSignedBed(t, src, nil)
 		other := testbed.NewCosign(t)
