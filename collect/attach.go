@@ -69,13 +69,7 @@ func (p *planner) resolveReferrers(ctx context.Context) error {
 	if mode == ReferrersNone {
 		return nil
 	}
-	var images []*resolved
-	for _, r := range p.arts {
-		if r.artifact.Kind == manifest.KindImage {
-			images = append(images, r)
-		}
-	}
-	sort.SliceStable(images, func(i, j int) bool { return images[i].artifact.Name < images[j].artifact.Name })
+	images := p.imagesByName()
 	src := &cachedReferrerSource{ir: p.images, api: &RemoteReferrerSource{Transport: p.opts.Transport, Keychain: p.opts.Keychain, UserAgent: userAgent(p.opts.Tool)}}
 	found := make([]*attachedTo, len(images))
 	g, gctx := errgroup.WithContext(ctx)
@@ -247,4 +241,17 @@ func (p *planner) resolveAttachment(ctx context.Context, at *attachedTo, subject
 		Referrer:  &ref,
 	}
 	return r, data, nil
+}
+
+// imagesByName lists the plan's images in name order, the order attachments
+// are looked up and signatures checked in.
+func (p *planner) imagesByName() []*resolved {
+	var images []*resolved
+	for _, r := range p.arts {
+		if r.artifact.Kind == manifest.KindImage {
+			images = append(images, r)
+		}
+	}
+	sort.SliceStable(images, func(i, j int) bool { return images[i].artifact.Name < images[j].artifact.Name })
+	return images
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/ferrytool/ferry/manifest"
@@ -49,18 +48,12 @@ func (p *planner) verifyImages(ctx context.Context) error {
 	if v == nil {
 		return nil
 	}
-	var images []*resolved
-	for _, r := range p.arts {
-		if r.artifact.Kind == manifest.KindImage {
-			images = append(images, r)
-		}
-	}
-	sort.SliceStable(images, func(i, j int) bool { return images[i].artifact.Name < images[j].artifact.Name })
+	images := p.imagesByName()
 	var refused []string
 	for _, im := range images {
 		art := im.artifact
 		var rec manifest.ImageVerification
-		if why := rewrittenRoot(art); why != "" {
+		if why := art.RewrittenRoot(); why != "" {
 			rec = manifest.ImageVerification{Image: art.Name, Subject: art.Digest, Status: manifest.SignatureFailed, Reason: why}
 		} else {
 			sigs, err := p.signaturesOf(ctx, art)
@@ -155,17 +148,4 @@ func checkReferrerOptions(o Options) error {
 		return fmt.Errorf("%w: requiring signed images needs keys to check them with", ErrUsage)
 	}
 	return nil
-}
-
-// rewrittenRoot says why no signature made at the source can cover the
-// image's root manifest as the archive holds it, or "" when it is the
-// source's own.
-func rewrittenRoot(art manifest.Artifact) string {
-	if src := art.Annotations[manifest.AnnotationSourceDigest]; src != "" {
-		return fmt.Sprintf("the index was cut to a subset of its platforms, so no signature covers it (the source's index is %s)", src)
-	}
-	if from, ok := art.ConvertedFrom(art.Digest); ok {
-		return fmt.Sprintf("the manifest was converted to OCI, so no signature covers it (the source's manifest is %s)", from)
-	}
-	return ""
 }

@@ -446,3 +446,17 @@ func (b *BOM) SupplyChain() []ImageSupplyChain {
 	}
 	return out
 }
+
+// RewrittenRoot says why no signature made at the source can cover the
+// image's root manifest as the archive holds it (collect cut its index to
+// some platforms, or converted it to OCI), or "" when it is the source's
+// own.
+func (a *Artifact) RewrittenRoot() string {
+	if src := a.Annotations[AnnotationSourceDigest]; src != "" {
+		return fmt.Sprintf("the index was cut to a subset of its platforms, so no signature covers it (the source's index is %s)", src)
+	}
+	if from, ok := a.ConvertedFrom(a.Digest); ok {
+		return fmt.Sprintf("the manifest was converted to OCI, so no signature covers it (the source's manifest is %s)", from)
+	}
+	return ""
+}

@@ -59,7 +59,7 @@ func ImageSignatures(bom *manifest.BOM) map[string][]manifest.Artifact {
 // index cut to a subset of its platforms) fails: no signature made at the
 // source covers what the archive holds and the destination would serve.
 func CheckImage(ctx context.Context, image manifest.Artifact, signatures []manifest.Artifact, blobs BlobOpener, keys []*ImageKey) (manifest.ImageVerification, error) {
-	if why := rewrittenRoot(image); why != "" {
+	if why := image.RewrittenRoot(); why != "" {
 		return manifest.ImageVerification{Image: image.Name, Subject: image.Digest, Status: manifest.SignatureFailed, Reason: why}, nil
 	}
 	attached := make([]Attached, 0, len(signatures))
@@ -79,18 +79,6 @@ func CheckImage(ctx context.Context, image manifest.Artifact, signatures []manif
 		rec.Reason += " (keys tried: " + strings.Join(names, ", ") + ")"
 	}
 	return rec, ctx.Err()
-}
-
-// rewrittenRoot says why no source signature can cover the image's root
-// manifest as the archive holds it, or "" when it is the source's own.
-func rewrittenRoot(image manifest.Artifact) string {
-	if src := image.Annotations[manifest.AnnotationSourceDigest]; src != "" {
-		return fmt.Sprintf("the index was cut to a subset of its platforms, so no signature covers it (the source's index is %s)", src)
-	}
-	if from, ok := image.ConvertedFrom(image.Digest); ok {
-		return fmt.Sprintf("the manifest was converted to OCI, so no signature covers it (the source's manifest is %s)", from)
-	}
-	return ""
 }
 
 // readManifestBlob reads a signature artifact's manifest, capped at the
