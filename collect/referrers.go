@@ -113,6 +113,21 @@ func DiscoverReferrers(ctx context.Context, src ReferrerSource, repo name.Reposi
 		return nil, fmt.Errorf("%w: referrers of %s: %v", ErrUsage, repo, err)
 	}
 	subjectRef := repo.String() + "@" + subject
+	// cosign's tags are asked at once, beside the referrers listing: each
+	// is a round trip that usually answers "not found", for every image.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	legacy := make([]struct {
+		m   SourceManifest
+		err error
+	}, len(manifest.LegacyTagSuffixes))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i, s := range manifest.LegacyTagSuffixes {
+		if mode.keeps(s.Kind) {
+			wg.Go(func() { legacy[i].m, legacy[i].err = src.FetchManifest(ctx, repo, manifest.LegacyTag(subject, s.Suffix)) })
+		}
+	}
 	descs, found, err := listReferrers(ctx, src, repo, subject)
 	if err != nil {
 		return nil, fmt.Errorf("referrers of %s: %w", subjectRef, err)
@@ -139,12 +154,13 @@ func DiscoverReferrers(ctx context.Context, src ReferrerSource, repo name.Reposi
 		}
 		return out[i].Descriptor.Digest < out[j].Descriptor.Digest
 	})
-	for _, s := range manifest.LegacyTagSuffixes {
+	wg.Wait()
+	for i, s := range manifest.LegacyTagSuffixes {
 		if !mode.keeps(s.Kind) {
 			continue
 		}
 		tag := manifest.LegacyTag(subject, s.Suffix)
-		m, err := src.FetchManifest(ctx, repo, tag)
+		m, err := legacy[i].m, legacy[i].err
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
