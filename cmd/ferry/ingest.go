@@ -441,7 +441,8 @@ func ingestExit(err error, rep *ingest.Report) error {
 	case errors.Is(err, archive.ErrSignature), errors.Is(err, archive.ErrFormat), errors.Is(err, archive.ErrDigest),
 		errors.Is(err, archive.ErrUnsafeEntry), errors.Is(err, archive.ErrTruncated), errors.Is(err, manifest.ErrInvalidBOM):
 		return withCode(ExitVerify, err)
-	case errors.Is(err, ingest.ErrVolumes), errors.Is(err, ingest.ErrConflict), errors.Is(err, ingest.ErrNoJournal):
+	case errors.Is(err, ingest.ErrVolumes), errors.Is(err, ingest.ErrConflict), errors.Is(err, ingest.ErrNoJournal),
+		errors.Is(err, ingest.ErrWrongDestination):
 		return withCode(ExitUsage, err)
 	case errors.Is(err, ingest.ErrRefused):
 		return withCode(refusalExit(rep), err)
@@ -481,6 +482,8 @@ func refusalExit(rep *ingest.Report) int {
 			return ExitVerify
 		case ingest.CauseRegistry:
 			code = ExitRegistry
+		case ingest.CauseExpected:
+			code = ExitIncomplete
 		}
 	}
 	return code
