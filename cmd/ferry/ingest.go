@@ -60,6 +60,7 @@ type ingestFlags struct {
 	convertOCI    bool
 	allowRollback bool
 	images        imageKeyFlags
+	receipt       receiptOut
 	// cluster are the cluster steps run after a successful push when
 	// --project-namespace is given; its dry run is --dry-run's.
 	cluster clusterOptions
@@ -129,7 +130,7 @@ func ingestCommand(env *environment) *cli.Command {
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log retries and resumed uploads to standard error", Destination: &f.verbose},
 			&cli.BoolFlag{Name: "convert-oci", Usage: "last resort for a registry that refuses Docker manifests (a default Zot): push them as OCI; their digests change and the report lists each", Destination: &f.convertOCI},
 			&cli.BoolFlag{Name: "allow-rollback", Usage: "let an archive set tags that a newer archive set before (the journal remembers which archive set each tag); said in the report when it happens", Destination: &f.allowRollback},
-		}, append(f.images.flags(), clusterFlags(&f.cluster)...)...),
+		}, append(append(f.images.flags(), clusterFlags(&f.cluster)...), f.receipt.ingestFlags()...)...),
 		Action: func(c *cli.Context) error { return runIngest(c, env, &f) },
 	}
 }
@@ -155,6 +156,9 @@ func runIngest(c *cli.Context, env *environment, f *ingestFlags) error {
 	}
 	dst, err := parseDestinationFlag("--registry", f.registry)
 	if err != nil {
+		return err
+	}
+	if err := f.receipt.check("--receipt", f.noJournal); err != nil {
 		return err
 	}
 	if c.NArg() == 0 && !f.validateOnly {
@@ -227,6 +231,9 @@ func runIngest(c *cli.Context, env *environment, f *ingestFlags) error {
 			fmt.Fprintln(env.stderr, "an older archive may move tags back only with --allow-rollback")
 			break
 		}
+	}
+	if err := writeIngestReceipt(c.Context, env, f, opts, rep); err != nil {
+		return err
 	}
 	if err := rep.Err(); err != nil {
 		return ingestExit(err, rep)
