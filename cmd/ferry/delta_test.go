@@ -51,9 +51,9 @@ func newDayTwoBed(t *testing.T) *dayTwoBed {
 	b := &dayTwoBed{dir: t.TempDir(), src: testbed.StartSourceRegistry(t)}
 	b.base = testbed.RandomLayer(t, 512<<10)
 	host := b.src.Host
-	chartFor := func(version, web string) []byte {
+	chartFor := func(version string, images ...string) []byte {
 		deploy := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n      containers:\n"
-		for _, img := range []string{"apps/web:" + web, "apps/api:stable", "tools/db:1.0", "tools/cache:1.0"} {
+		for _, img := range images {
 			name := strings.Split(strings.Split(img, "/")[1], ":")[0]
 			deploy += fmt.Sprintf("        - name: %s\n          image: %s/%s\n", name, host, img)
 		}
@@ -66,7 +66,8 @@ func newDayTwoBed(t *testing.T) *dayTwoBed {
 		testbed.PushRandomImage(t, b.src, r, 1, 64<<10, b.base)
 	}
 	b.month1 = b.closures(t, "apps/web:1.0", "apps/api:stable", "tools/db:1.0", "tools/cache:1.0")
-	b.repo = startChartRepo(t, chartFor("1.0.0", "1.0"), chartFor("2.0.0", "2.0"))
+	b.repo = startChartRepo(t, chartFor("1.0.0", "apps/web:1.0", "apps/api:stable", "tools/db:1.0", "tools/cache:1.0"),
+		chartFor("2.0.0", "apps/web:2.0", "apps/api:stable", "tools/db:1.0", "tools/cache:1.0", "mirror/db:1.0"))
 
 	b.r1 = testbed.StartRegistry(t, testbed.RegistryOptions{TLS: true, Username: "zot-admin", Password: dayTwoPassword})
 	b.r2 = testbed.StartRegistry(t, testbed.RegistryOptions{TLS: true, CA: b.r1.CA, Username: "zot-admin", Password: dayTwoPassword})
@@ -80,12 +81,20 @@ func newDayTwoBed(t *testing.T) *dayTwoBed {
 }
 
 // moveToMonth2 pushes month 2's images: web 2.0 and a new api:stable over
-// the same base layer.
+// the same base layer, and db 1.0 again under a new repository, which the
+// destination holds only under another one.
 func (b *dayTwoBed) moveToMonth2(t *testing.T) {
 	t.Helper()
 	testbed.PushRandomImage(t, b.src, "apps/web:2.0", 1, 64<<10, b.base)
 	testbed.PushRandomImage(t, b.src, "apps/api:stable", 1, 64<<10, b.base)
-	b.month2 = b.closures(t, "apps/web:2.0", "apps/api:stable", "tools/db:1.0", "tools/cache:1.0")
+	db, err := remote.Image(b.src.Ref(t, "tools/db:1.0"), b.src.Options()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(b.src.Ref(t, "mirror/db:1.0"), db, b.src.Options()...); err != nil {
+		t.Fatal(err)
+	}
+	b.month2 = b.closures(t, "apps/web:2.0", "apps/api:stable", "tools/db:1.0", "tools/cache:1.0", "mirror/db:1.0")
 }
 
 // closures reads the images' manifests, configs and layers from the source
@@ -234,12 +243,22 @@ func TestDayTwoDelta(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mustFerry(t, b.ingestArgs(b.r1, j1, delta...)...)
+	r = mustFerry(t, b.ingestArgs(b.r1, j1, append([]string{"--output", "json"}, delta...)...)...)
+	var rep struct {
+		Blobs struct{ Mounted int } `json:"blobs"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	// mirror/db's config and layers sit only in tools/db: mounted, not sent.
+	if rep.Blobs.Mounted < 3 {
+		t.Errorf("%d blobs mounted from another repository, want mirror/db's 3", rep.Blobs.Mounted)
+	}
 
 	// R2 takes the full month-2 archive; both registries end the same.
 	mustFerry(t, b.ingestArgs(b.r2, j2, full...)...)
 	s1, s2 := registryState(t, b.r1), registryState(t, b.r2)
-	if len(s1) != 7 || !sameStrings(s1, s2) {
+	if len(s1) != 8 || !sameStrings(s1, s2) {
 		t.Errorf("after the delta R1 holds\n%v\nafter the full archive R2 holds\n%v", s1, s2)
 	}
 
