@@ -212,7 +212,9 @@ func (in *ingester) bringExpected(ctx context.Context, p *artifactPlan, found []
 	if len(missing) > 0 {
 		return missing, nil
 	}
-	sort.SliceStable(puts, func(i, j int) bool { return !manifest.IsIndex(puts[i].mediaType) && manifest.IsIndex(puts[j].mediaType) })
+	sort.SliceStable(puts, func(i, j int) bool {
+		return !manifest.IsIndex(puts[i].mediaType) && manifest.IsIndex(puts[j].mediaType)
+	})
 	for _, c := range puts {
 		d := c.e.Digest
 		if d == p.a.Digest {
