@@ -228,6 +228,24 @@ func TestDayTwoDelta(t *testing.T) {
 	for _, repo := range repos {
 		deleteBlob(t, b.r1, ingestBase+"/"+repo, layer)
 	}
+	// A receipt written now, checked against the registry, leaves out the
+	// images that lost their layer, saying so.
+	gone := filepath.Join(b.dir, "gone.receipt")
+	r = mustFerry(t, "receipt", "write", "--registry", b.r1.Host+"/"+ingestBase, "--journal", j1, "--receipt-key", b.site,
+		"--out", gone, "--ca-file", b.caFile, "--username", "zot-admin")
+	if !strings.Contains(r.stderr, "lacks blob "+layer) {
+		t.Errorf("receipt write does not warn of the missing layer:\n%s", r.stderr)
+	}
+	var held struct {
+		Artifacts []manifest.HeldArtifact `json:"artifacts"`
+	}
+	r = mustFerry(t, "receipt", "verify", "--receipt-pub", b.sitePub, "--output", "json", gone)
+	if err := json.Unmarshal([]byte(r.stdout), &held); err != nil {
+		t.Fatal(err)
+	}
+	if len(held.Artifacts) != 1 || held.Artifacts[0].Repository != "charts/app/app" {
+		t.Errorf("with the base layer gone the receipt lists %+v, want the chart alone", held.Artifacts)
+	}
 	wantFail(t, ExitPartial, []string{layer, deltaBOM.Since[0].Digest, "lacks"}, b.ingestArgs(b.r1, j1, delta...)...)
 	if tagExists(t, b.r1, ingestBase+"/images/apps/web:2.0") {
 		t.Errorf("apps/web:2.0 was tagged although its base layer is missing")
