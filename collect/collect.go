@@ -83,6 +83,11 @@ type Options struct {
 	// RequireSigned refuses, with ErrImageSignature, any image the
 	// ImageVerifier does not verify. It needs an ImageVerifier.
 	RequireSigned bool
+	// Since are receipts of the destination, their signatures checked by
+	// the caller: what they list stays out of the archive, which then
+	// records it as expected at the destination. Empty means a full
+	// archive.
+	Since []*manifest.Receipt
 	// Logger receives debug records and warnings; nil discards.
 	Logger *slog.Logger
 	// Progress receives progress events; nil fields are not called.
@@ -163,6 +168,11 @@ func makePlan(ctx context.Context, opts Options, cache *Cache) (*Plan, error) {
 	if opts.Strict && len(plan.Gaps) > 0 {
 		return nil, strictGapError(plan.Gaps)
 	}
+	if len(opts.Since) > 0 {
+		if err := plan.applyDelta(opts.Since); err != nil {
+			return nil, err
+		}
+	}
 	return plan, nil
 }
 
@@ -176,6 +186,8 @@ type Result struct {
 	// Downloaded counts the bytes fetched from registries for the archive;
 	// zero on a warm cache.
 	Downloaded int64
+	// Delta is the plan's: what receipts left out; nil for a full archive.
+	Delta *manifest.DeltaPlan
 }
 
 // Collect resolves, fetches and writes the archive. Downloads and the
@@ -226,7 +238,7 @@ func Collect(ctx context.Context, opts Options) (*Result, error) {
 	if err := cache.Index().Touch(digests, opts.Now()); err != nil {
 		opts.Logger.Warn("cache index: recording use", "err", err)
 	}
-	return &Result{BOM: plan.BOM, Volumes: res.Volumes, Packs: plan.Packs, Warnings: plan.Warnings, Downloaded: f.downloaded.Load()}, nil
+	return &Result{BOM: plan.BOM, Volumes: res.Volumes, Packs: plan.Packs, Warnings: plan.Warnings, Downloaded: f.downloaded.Load(), Delta: plan.Delta}, nil
 }
 
 // refuseExisting fails early, before anything is downloaded, when the

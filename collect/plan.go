@@ -32,6 +32,9 @@ type Plan struct {
 	// Gaps are what was found named but is not carried, also in the bill
 	// of materials.
 	Gaps []manifest.Gap
+	// Delta says what receipts (Options.Since) left out of the archive and
+	// why; nil for a full archive.
+	Delta *manifest.DeltaPlan
 
 	resolved []*resolved
 	puller   *remote.Puller

@@ -148,6 +148,10 @@ check "collect peak RSS, $rss_layer_mb MiB layer (MiB)" "${rss[rss/collect]:-}" 
 check "ingest peak RSS, $rss_layer_mb MiB layer (MiB)" "${rss[rss/ingest]:-}" "<" 200
 
 echo
+echo "== day 2: a delta archive against a receipt"
+bash "$root/hack/bench-delta.sh" || failed+=(delta)
+
+echo
 printf 'bench: %.0f s in all\n' "$(echo "$(now) - $t_start" | bc)"
 if ((${#failed[@]} > 0)); then
   echo "bench: target missed or bench failed: ${failed[*]}"

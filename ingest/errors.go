@@ -43,6 +43,10 @@ var (
 	// ErrDockerMediaType is returned when the registry refuses a Docker
 	// schema 2 manifest or manifest list, as Zot does by default.
 	ErrDockerMediaType = errors.New("registry refuses Docker manifest media types")
+	// ErrWrongDestination is returned before anything is sent when a
+	// delta archive was collected against receipts of another destination
+	// than the one given: what it leaves out is not known to be there.
+	ErrWrongDestination = errors.New("delta archive is for another destination")
 	// ErrNoJournal is returned by operations that need a journal when none
 	// is given.
 	ErrNoJournal = errors.New("no journal")

@@ -47,6 +47,9 @@ func run(ctx context.Context, vs *volumeSet, opts config) (_ *Report, err error)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkDeltaDestination(vs.bom, dest); err != nil {
+		return nil, err
+	}
 	plans, err := planArtifacts(vs.bom, dest, opts.Mappings)
 	if err != nil {
 		return nil, err
@@ -105,6 +108,7 @@ func run(ctx context.Context, vs *volumeSet, opts config) (_ *Report, err error)
 	for _, p := range plans {
 		repos = append(repos, p.repo)
 	}
+	repos = append(repos, expectedRepos(plans, dest)...)
 	// A real run probes only when it would push Docker manifests as they
 	// are: a refusing registry then refuses them before their blobs go up.
 	docker, convert := dockerCounts(plans, opts.ConvertOCI)
@@ -146,6 +150,9 @@ func run(ctx context.Context, vs *volumeSet, opts config) (_ *Report, err error)
 			opts.Progress.OnDockerProbe(pr)
 		}
 		phase("docker probe")
+	}
+	if err := in.checkExpected(ctx); err != nil {
+		return nil, err
 	}
 	if err := in.pushBlobs(ctx); err != nil {
 		in.saveDestArchive()

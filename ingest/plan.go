@@ -40,6 +40,9 @@ const (
 	// CauseAtomic: nothing wrong with the artifact; --atomic held it back
 	// because another was refused.
 	CauseAtomic = "atomic"
+	// CauseExpected: a delta archive left out blobs or manifests its
+	// receipts said the destination holds, and the destination does not.
+	CauseExpected = "expected"
 )
 
 // Report is the outcome of one ingest run.
@@ -199,6 +202,9 @@ type artifactPlan struct {
 	// warning says why conversion left the artifact as it is; empty when
 	// it did not.
 	warning string
+	// expected are the blobs and manifests of the closure a delta archive
+	// leaves out, which the destination must hold.
+	expected []manifest.ExpectedBlob
 }
 
 // planArtifacts computes each artifact's destination and refuses two
@@ -236,6 +242,14 @@ func planArtifacts(bom *manifest.BOM, dest destination, mappings []Mapping) ([]*
 		sort.SliceStable(closure, func(i, j int) bool { return pos[closure[i]] < pos[closure[j]] })
 		var root manifest.Blob
 		for _, d := range closure {
+			if e, ok := bom.ExpectedBlob(d); ok {
+				// A delta left it out: the destination holds it (checkExpected).
+				p.expected = append(p.expected, e)
+				if d == a.Digest {
+					root = manifest.Blob{Digest: d, Size: e.Size, MediaType: a.MediaType}
+				}
+				continue
+			}
 			b := blobs[d]
 			switch {
 			case d == a.Digest:

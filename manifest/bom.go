@@ -67,6 +67,13 @@ type BOM struct {
 	// Verifications records the check of each image's signatures at
 	// collect, when it was given keys to check them with.
 	Verifications []ImageVerification `json:"verifications,omitempty"`
+	// Since names the receipts a delta archive was collected against;
+	// empty for a full archive.
+	Since []ReceiptRef `json:"since,omitempty"`
+	// Expected lists, sorted by digest, the blobs and manifests artifacts
+	// need that the archive leaves out because a receipt of Since says the
+	// destination holds them.
+	Expected []ExpectedBlob `json:"expected,omitempty"`
 }
 
 // Artifact is one thing the operator asked for (or that a bundle needs), with
@@ -217,7 +224,7 @@ func (b *BOM) Validate() error {
 	if len(b.Blobs) > MaxBlobs {
 		return fmt.Errorf("%w: %d blobs, over the limit of %d (MaxBlobs)", ErrInvalidBOM, len(b.Blobs), MaxBlobs)
 	}
-	blobs := make(map[string]bool, len(b.Blobs))
+	blobs := make(map[string]bool, len(b.Blobs)+len(b.Expected))
 	for i, bl := range b.Blobs {
 		if err := CheckDigest(bl.Digest); err != nil {
 			return fmt.Errorf("%w: blob %d: %v", ErrInvalidBOM, i, err)
@@ -229,6 +236,10 @@ func (b *BOM) Validate() error {
 			return fmt.Errorf("%w: blob %s listed twice", ErrInvalidBOM, bl.Digest)
 		}
 		blobs[bl.Digest] = true
+	}
+	// An artifact's blob is carried or expected at the destination.
+	if err := b.validateDelta(blobs); err != nil {
+		return err
 	}
 	names := make(map[string]bool, len(b.Artifacts))
 	dests := make(map[string]string, len(b.Artifacts))
@@ -251,7 +262,7 @@ func (b *BOM) Validate() error {
 		}
 		for _, d := range a.Blobs {
 			if !blobs[d] {
-				return fmt.Errorf("%w: artifact %s needs blob %s, which is not listed", ErrInvalidBOM, a.Name, d)
+				return fmt.Errorf("%w: artifact %s needs blob %s, which is neither listed nor expected at the destination", ErrInvalidBOM, a.Name, d)
 			}
 		}
 		if !contains(a.Blobs, a.Digest) {

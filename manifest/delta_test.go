@@ -91,3 +91,70 @@ func TestPlanDeltaDayTwo(t *testing.T) {
 		t.Errorf("receipts of two destinations: err = %v", err)
 	}
 }
+
+func TestApplyDeltaKeepsEveryClosure(t *testing.T) {
+	bom2 := fakeBOM(t, "month-2", month2)
+	r := fakeReceipt(t, month1)
+	p, err := PlanDelta(bom2, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := r.Ref()
+	if err != nil {
+		t.Fatal(err)
+	}
+	delta := *bom2
+	if err := delta.ApplyDelta(p, []ReceiptRef{ref}); err != nil {
+		t.Fatal(err)
+	}
+	// Every artifact's blob is carried or expected, once; the document
+	// reads back as it was written.
+	for _, a := range delta.Artifacts {
+		for _, d := range a.Blobs {
+			_, carried := delta.Blob(d)
+			_, expected := delta.ExpectedBlob(d)
+			if carried == expected {
+				t.Errorf("%s: blob %s carried %v, expected %v", a.Name, d, carried, expected)
+			}
+		}
+	}
+	data, err := delta.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseBOM(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back.Expected, delta.Expected) || !reflect.DeepEqual(back.Since, delta.Since) || back.Destination() != r.Destination {
+		t.Errorf("read back expected %v since %v", back.Expected, back.Since)
+	}
+	// The holdings of a delta, once it is in, name the expected manifests
+	// as manifests, with their sizes.
+	for _, h := range BOMHoldings(&delta) {
+		for _, b := range h.Blobs {
+			if e, ok := delta.ExpectedBlob(b.Digest); ok && (e.Manifest || e.Size != b.Size) {
+				t.Errorf("%s: expected %+v held as blob %+v", h.Repository, e, b)
+			}
+		}
+	}
+
+	for name, edit := range map[string]func(b *BOM){
+		"carried and expected": func(b *BOM) { b.Blobs = append(b.Blobs, Blob{Digest: b.Expected[0].Digest, Size: b.Expected[0].Size}) },
+		"neither":              func(b *BOM) { b.Expected = b.Expected[1:] },
+		"no receipt":           func(b *BOM) { b.Since = nil },
+		"unknown receipt":      func(b *BOM) { b.Expected[0].Receipt = 3 },
+		"two destinations": func(b *BOM) {
+			b.Since = append(b.Since, ReceiptRef{Digest: ref.Digest, Destination: "elsewhere:5000"})
+		},
+	} {
+		c := delta
+		c.Blobs = append([]Blob(nil), delta.Blobs...)
+		c.Expected = append([]ExpectedBlob(nil), delta.Expected...)
+		c.Since = append([]ReceiptRef(nil), delta.Since...)
+		edit(&c)
+		if err := c.Validate(); !errors.Is(err, ErrInvalidBOM) {
+			t.Errorf("%s: Validate = %v", name, err)
+		}
+	}
+}

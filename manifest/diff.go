@@ -28,6 +28,9 @@ func BOMInventory(b *BOM) Inventory {
 	for _, bl := range b.Blobs {
 		inv.Sizes[bl.Digest] = bl.Size
 	}
+	for _, e := range b.Expected {
+		inv.Sizes[e.Digest] = e.Size
+	}
 	for _, a := range b.Artifacts {
 		inv.Artifacts = append(inv.Artifacts, InventoryArtifact{Kind: a.Kind, Name: a.Name, Dest: a.Dest, Digest: a.Digest, Blobs: a.Blobs})
 	}

@@ -169,6 +169,12 @@ func BOMHoldings(b *BOM) []Holding {
 	for _, bl := range b.Blobs {
 		blobs[bl.Digest] = bl
 	}
+	// A delta archive's expected blobs are held too, once it is in.
+	expectedManifest := map[string]bool{}
+	for _, e := range b.Expected {
+		blobs[e.Digest] = Blob{Digest: e.Digest, Size: e.Size}
+		expectedManifest[e.Digest] = e.Manifest
+	}
 	var out []Holding
 	for _, a := range b.Artifacts {
 		if a.Dest.Repository == "" {
@@ -179,7 +185,7 @@ func BOMHoldings(b *BOM) []Holding {
 			bl := blobs[d]
 			switch {
 			case d == a.Digest:
-			case IsManifest(bl.MediaType):
+			case IsManifest(bl.MediaType) || expectedManifest[d]:
 				h.Manifests = append(h.Manifests, Blob{Digest: d, Size: bl.Size})
 			default:
 				h.Blobs = append(h.Blobs, Blob{Digest: d, Size: bl.Size})

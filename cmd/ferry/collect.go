@@ -60,6 +60,7 @@ type collectFlags struct {
 	report            string
 	created           string
 	supply            supplyChainFlags
+	since             sinceFlags
 }
 
 func collectCommand(env *environment) *cli.Command {
@@ -83,7 +84,8 @@ func collectCommand(env *environment) *cli.Command {
 			"Registry credentials come from the docker config (~/.docker/config.json and its\n" +
 			"credential helpers). --plan lists every artifact and why it is in, without downloading.\n" +
 			"What is attached to each image (cosign signatures, attestations, SBOMs, OCI referrers) travels\n" +
-			"with it (--referrers); --image-key checks image signatures offline and records the outcome.\n\n" + exitCodesHelp,
+			"with it (--referrers); --image-key checks image signatures offline and records the outcome.\n" +
+			"--since RECEIPT leaves out what the destination already holds (docs/receipts.md).\n\n" + exitCodesHelp,
 		Flags: append(append(sourceFlags(&f, "collect"),
 			&cli.StringFlag{Name: "key", Usage: "private key (PEM) that signs the archive", Destination: &f.key},
 			&cli.BoolFlag{Name: "key-passphrase-stdin", Usage: "read the private key's passphrase from standard input (else " + passphraseEnv + ")", Destination: &f.passphraseStdin},
@@ -93,7 +95,7 @@ func collectCommand(env *environment) *cli.Command {
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress", Destination: &f.quiet},
 			&cli.StringFlag{Name: "report", Usage: "also write the outcome as JSON to `FILE`: artifacts, gaps, warnings, volumes", Destination: &f.report},
 			&cli.StringFlag{Name: "created", Usage: "creation `TIME` of the archive (RFC 3339); the same content, key and time give byte-identical volumes (default: " + sourceDateEpochEnv + " if set, else now)", Destination: &f.created},
-		), f.supply.flags()...),
+		), append(f.supply.flags(), f.since.flags()...)...),
 		Action: func(c *cli.Context) error { return runCollect(c, env, &f) },
 	}
 }
@@ -317,6 +319,9 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 	if err := f.supply.apply(&opts); err != nil {
 		return err
 	}
+	if opts.Since, err = f.since.load(c.Context); err != nil {
+		return err
+	}
 	if spec.PackKey != "" {
 		pub, err := verify.LoadPublicKey(spec.Path(spec.PackKey))
 		if err != nil {
@@ -344,6 +349,7 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 		printWarnings(env, plan.Warnings)
 		printPlan(env, plan, volumeSize)
 		printSupplyChain(env.stdout, plan.BOM.SupplyChain())
+		printDelta(env, plan.BOM, plan.Delta)
 		printGaps(env, plan.Gaps)
 		return writeCollectReport(f.report, plan.BOM, plan.Warnings, nil)
 	}
@@ -389,6 +395,7 @@ func runCollect(c *cli.Context, env *environment, f *collectFlags) error {
 		fmt.Fprintf(env.stdout, "  %s  %s\n", v.Path, humanBytes(v.Size))
 	}
 	printSupplyChain(env.stdout, res.BOM.SupplyChain())
+	printDelta(env, res.BOM, res.Delta)
 	printGaps(env, res.BOM.Gaps)
 	return writeCollectReport(f.report, res.BOM, res.Warnings, res.Volumes)
 }

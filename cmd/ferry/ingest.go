@@ -60,6 +60,7 @@ type ingestFlags struct {
 	convertOCI    bool
 	allowRollback bool
 	images        imageKeyFlags
+	receipt       receiptOut
 	// cluster are the cluster steps run after a successful push when
 	// --project-namespace is given; its dry run is --dry-run's.
 	cluster clusterOptions
@@ -129,7 +130,7 @@ func ingestCommand(env *environment) *cli.Command {
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log retries and resumed uploads to standard error", Destination: &f.verbose},
 			&cli.BoolFlag{Name: "convert-oci", Usage: "last resort for a registry that refuses Docker manifests (a default Zot): push them as OCI; their digests change and the report lists each", Destination: &f.convertOCI},
 			&cli.BoolFlag{Name: "allow-rollback", Usage: "let an archive set tags that a newer archive set before (the journal remembers which archive set each tag); said in the report when it happens", Destination: &f.allowRollback},
-		}, append(f.images.flags(), clusterFlags(&f.cluster)...)...),
+		}, append(append(f.images.flags(), clusterFlags(&f.cluster)...), f.receipt.ingestFlags()...)...),
 		Action: func(c *cli.Context) error { return runIngest(c, env, &f) },
 	}
 }
@@ -155,6 +156,9 @@ func runIngest(c *cli.Context, env *environment, f *ingestFlags) error {
 	}
 	dst, err := parseDestinationFlag("--registry", f.registry)
 	if err != nil {
+		return err
+	}
+	if err := f.receipt.check("--receipt", f.noJournal); err != nil {
 		return err
 	}
 	if c.NArg() == 0 && !f.validateOnly {
@@ -227,6 +231,9 @@ func runIngest(c *cli.Context, env *environment, f *ingestFlags) error {
 			fmt.Fprintln(env.stderr, "an older archive may move tags back only with --allow-rollback")
 			break
 		}
+	}
+	if err := writeIngestReceipt(c.Context, env, f, opts, rep); err != nil {
+		return err
 	}
 	if err := rep.Err(); err != nil {
 		return ingestExit(err, rep)
@@ -441,7 +448,8 @@ func ingestExit(err error, rep *ingest.Report) error {
 	case errors.Is(err, archive.ErrSignature), errors.Is(err, archive.ErrFormat), errors.Is(err, archive.ErrDigest),
 		errors.Is(err, archive.ErrUnsafeEntry), errors.Is(err, archive.ErrTruncated), errors.Is(err, manifest.ErrInvalidBOM):
 		return withCode(ExitVerify, err)
-	case errors.Is(err, ingest.ErrVolumes), errors.Is(err, ingest.ErrConflict), errors.Is(err, ingest.ErrNoJournal):
+	case errors.Is(err, ingest.ErrVolumes), errors.Is(err, ingest.ErrConflict), errors.Is(err, ingest.ErrNoJournal),
+		errors.Is(err, ingest.ErrWrongDestination):
 		return withCode(ExitUsage, err)
 	case errors.Is(err, ingest.ErrRefused):
 		return withCode(refusalExit(rep), err)
@@ -481,6 +489,8 @@ func refusalExit(rep *ingest.Report) int {
 			return ExitVerify
 		case ingest.CauseRegistry:
 			code = ExitRegistry
+		case ingest.CauseExpected:
+			code = ExitIncomplete
 		}
 	}
 	return code

@@ -24,7 +24,7 @@ func receiptCommand(env *environment) *cli.Command {
 		Description: "A receipt lists every manifest and blob ferry's destination holds, with repositories and\n" +
 			"tags, signed with a key of the air-gapped side. It travels back to the connected side on small\n" +
 			"media, where it shows what need not be carried again.",
-		Subcommands: []*cli.Command{receiptVerifyCommand(env)},
+		Subcommands: []*cli.Command{receiptVerifyCommand(env), receiptWriteCommand(env)},
 	}
 }
 
