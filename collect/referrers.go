@@ -125,7 +125,9 @@ func DiscoverReferrers(ctx context.Context, src ReferrerSource, repo name.Reposi
 	defer wg.Wait()
 	for i, s := range manifest.LegacyTagSuffixes {
 		if mode.keeps(s.Kind) {
-			wg.Go(func() { legacy[i].m, legacy[i].err = src.FetchManifest(ctx, repo, manifest.LegacyTag(subject, s.Suffix)) })
+			wg.Go(func() {
+				legacy[i].m, legacy[i].err = src.FetchManifest(ctx, repo, manifest.LegacyTag(subject, s.Suffix))
+			})
 		}
 	}
 	descs, found, err := listReferrers(ctx, src, repo, subject)
