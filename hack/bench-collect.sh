@@ -16,7 +16,11 @@ collect_ferry() { # W: prints seconds, peak RSS in KiB and CPU seconds
   settle
   local t0 t1
   t0="$(now)"
+  # The peers carry no signatures or SBOMs, so neither does ferry here by
+  # default: like for like. BENCH_REFERRERS=all adds the attachment lookups
+  # (about five requests per image and platform manifest).
   /usr/bin/time -f "%M %U %S" -o "$work/rss" "$ferry" collect --quiet --plain-http --key "$work/ferry.key" \
+    --referrers "${BENCH_REFERRERS:-none}" \
     --output "$work/$w.archive/bench" --cache-dir "$work/cache" "${images[@]}" > /dev/null || return 1
   t1="$(now)"
   rm -rf "$work/cache"
