@@ -16,6 +16,7 @@
 # collect and ingest with one BENCH_RSS_LAYER_MB layer (default 2048).
 # BENCH_CHUNK_SIZES (MiB, e.g. "32 128 1024") also times ingest of the big
 # layer at each --chunk-size. BENCH_INGEST_FLAGS are added to every ingest.
+# BENCH_REFERRERS (default none, as the peers) is collect's --referrers.
 #
 # Every part runs even when an earlier one missed its target, so one run
 # prints every number; the exit status is 1 if any part failed or missed.
