@@ -215,6 +215,21 @@ func TestDayTwoDelta(t *testing.T) {
 	// changed.
 	d := mustFerry(t, "diff", "--key", b.pub, "--output", "json", m1[0], full[0])
 	golden(t, "diff-day-two", diffSummary(t, d.stdout))
+	// A transfer spec resolved now reads like the archive collected from
+	// it: against month 1's archive it gives the same changes, and against
+	// month 2's none.
+	spec := filepath.Join(b.dir, "month2.yaml")
+	if err := os.WriteFile(spec, []byte("apiVersion: ferry.dev/v1alpha1\nkind: TransferSpec\ncharts:\n"+
+		"  - {name: app, version: 2.0.0, repo: "+b.repo.URL+", releaseName: app}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cache := []string{"--cache-dir", filepath.Join(b.dir, "cache"), "--plain-http"}
+	d = mustFerry(t, append([]string{"diff", "--key", b.pub, "--output", "json", m1[0], spec}, cache...)...)
+	golden(t, "diff-day-two", diffSummary(t, d.stdout))
+	d = mustFerry(t, append([]string{"diff", "--key", b.pub, "--output", "json", full[0], spec}, cache...)...)
+	if got := diffSummary(t, d.stdout); got != "" {
+		t.Errorf("month 2's spec against month 2's archive:\n%s", got)
+	}
 
 	// A delta goes only to the destination its receipt describes.
 	wantFail(t, ExitUsage, []string{"another destination", b.r1.Host + "/" + ingestBase, b.r2.Host + "/" + ingestBase},

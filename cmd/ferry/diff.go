@@ -21,22 +21,28 @@ type diffFlags struct {
 	key        string
 	receiptPub string
 	output     string
+	cacheDir   string
+	plainHTTP  bool
 }
 
 func diffCommand(env *environment) *cli.Command {
 	var f diffFlags
 	return &cli.Command{
 		Name:      "diff",
-		Usage:     "compare two archives or receipts: artifacts added, removed, changed, and the bytes that would travel",
+		Usage:     "compare two archives, receipts or transfer specs: artifacts added, removed, changed, and the bytes that would travel",
 		ArgsUsage: "A B",
 		Description: "A and B are each an archive volume (any volume of the archive: each carries the signed bill of\n" +
-			"materials) or a receipt. Artifacts are matched by destination repository and tag: added are only\n" +
+			"materials), a receipt, or a transfer spec (.yaml or .yml), which is resolved against its sources\n" +
+			"as `ferry collect --plan` resolves it, layers not downloaded. Artifacts are matched by destination\n" +
+			"repository and tag: added are only\n" +
 			"in B, removed only in A, changed in both with another digest. The bytes that would travel are\n" +
 			"those of every blob B needs that A lacks. Signatures are checked first: archives with --key,\n" +
 			"receipts with --receipt-pub.\n\n" + exitCodesHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "key", Usage: "public key (PEM) the archives are signed with", Destination: &f.key},
 			&cli.StringFlag{Name: "receipt-pub", Usage: "public key (PEM) of the air-gapped side that signs receipts", Destination: &f.receiptPub},
+			&cli.StringFlag{Name: "cache-dir", Usage: "download cache for resolving transfer specs (default: the user cache folder's ferry/)", Destination: &f.cacheDir},
+			&cli.BoolFlag{Name: "plain-http", Usage: "talk plain HTTP to the registries a transfer spec names", Destination: &f.plainHTTP},
 			outputFlag(&f.output),
 		},
 		Action: func(c *cli.Context) error {
@@ -67,12 +73,13 @@ func diffCommand(env *environment) *cli.Command {
 // diffSide describes one input of a diff.
 type diffSide struct {
 	Path string `json:"path"`
-	// Kind is "archive" or "receipt".
+	// Kind is "archive", "receipt" or "spec".
 	Kind        string `json:"kind"`
 	ArchiveID   string `json:"archiveID,omitempty"`
 	BOMDigest   string `json:"bomDigest,omitempty"`
 	Destination string `json:"destination,omitempty"`
-	SignedBy    string `json:"signedBy"`
+	// SignedBy is the key id of an archive or receipt; a spec is not signed.
+	SignedBy string `json:"signedBy,omitempty"`
 }
 
 type diffReport struct {
@@ -94,6 +101,9 @@ const (
 // load reads one input after checking its signature with the key for its
 // kind.
 func (f *diffFlags) load(ctx context.Context, path string) (*loadedSide, error) {
+	if isSpecFile(path) {
+		return f.loadSpec(ctx, path)
+	}
 	kind, err := sniffFile(path)
 	if err != nil {
 		return nil, err
@@ -174,8 +184,11 @@ func printDiff(env *environment, r diffReport) {
 		side  diffSide
 	}{{"A", r.A}, {"B", r.B}} {
 		what := fmt.Sprintf("archive %s", s.side.ArchiveID)
-		if s.side.Kind == sideReceipt {
+		switch s.side.Kind {
+		case sideReceipt:
 			what = fmt.Sprintf("receipt of %s", s.side.Destination)
+		case sideSpec:
+			what = "transfer spec, resolved now"
 		}
 		fmt.Fprintf(env.stdout, "%s  %s  %s\n", s.label, s.side.Path, what)
 	}

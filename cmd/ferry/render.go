@@ -32,6 +32,7 @@ const renderCommandName = "__render-chart"
 // Render bounds, the defaults of --render-timeout and --render-memory.
 const (
 	defaultRenderTimeout = 3 * time.Minute
+	defaultRenderMemory  = 256 << 20
 	// maxRenderRequest caps what the child reads: a chart archive and
 	// its values, as JSON.
 	maxRenderRequest = 512 << 20
