@@ -115,14 +115,14 @@ func DiscoverReferrers(ctx context.Context, src ReferrerSource, repo name.Reposi
 	subjectRef := repo.String() + "@" + subject
 	// cosign's tags are asked at once, beside the referrers listing: each
 	// is a round trip that usually answers "not found", for every image.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	legacy := make([]struct {
 		m   SourceManifest
 		err error
 	}, len(manifest.LegacyTagSuffixes))
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // before the wait: an early return stops the lookups
 	for i, s := range manifest.LegacyTagSuffixes {
 		if mode.keeps(s.Kind) {
 			wg.Go(func() {

@@ -92,25 +92,54 @@ func (o digestOpener) OpenBlob(ctx context.Context, digest string) (io.ReadClose
 	if data := in.manifests[digest]; data != nil {
 		return io.NopCloser(bytes.NewReader(data)), nil
 	}
-	b, ok := in.blobs[digest]
+	b, repos, ok := in.signatureBlob(digest, o.repo)
 	if !ok {
 		return nil, fmt.Errorf("blob %s is not in the bill of materials", digest)
 	}
 	if ok, _ := in.vs.available(b); ok {
 		return in.vs.src.OpenBlob(ctx, b)
 	}
-	if manifest.IsManifest(b.MediaType) {
-		data, _, err := in.reg.FetchManifest(ctx, o.repo, digest)
-		if err != nil {
-			return nil, classify(in.dest.host, fmt.Errorf("GET %s@%s: %w", o.repo, digest, err))
+	var err error
+	for _, repo := range repos {
+		if manifest.IsManifest(b.MediaType) {
+			var data []byte
+			if data, _, err = in.reg.FetchManifest(ctx, repo, digest); err == nil {
+				return io.NopCloser(bytes.NewReader(data)), nil // the caller checks its digest
+			}
+			err = fmt.Errorf("GET %s@%s: %w", repo, digest, err)
+			continue
 		}
-		return io.NopCloser(bytes.NewReader(data)), nil // the caller checks its digest
+		var rc io.ReadCloser
+		if rc, err = in.reg.FetchBlob(ctx, repo, digest); err == nil {
+			return digestio.NewReadCloser(rc, digest, b.Size, registry.ErrRegistry), nil
+		}
 	}
-	rc, err := in.reg.FetchBlob(ctx, o.repo, digest)
-	if err != nil {
-		return nil, classify(in.dest.host, err)
+	return nil, classify(in.dest.host, err)
+}
+
+// signatureBlob returns what the run knows of a blob of a signature
+// artifact, and the repositories of the destination that may hold it when
+// no volume given does: the image's own, then, for a blob a delta archive
+// expects at the destination, those its receipt names.
+func (in *ingester) signatureBlob(digest, repo string) (manifest.Blob, []string, bool) {
+	if b, ok := in.blobs[digest]; ok {
+		return b, []string{repo}, true
 	}
-	return digestio.NewReadCloser(rc, digest, b.Size, registry.ErrRegistry), nil
+	e, ok := in.vs.bom.ExpectedBlob(digest)
+	if !ok {
+		return manifest.Blob{}, nil, false
+	}
+	b := manifest.Blob{Digest: digest, Size: e.Size}
+	if e.Manifest {
+		b.MediaType = manifest.MediaTypeOCIManifest // read through the manifest endpoints
+	}
+	repos := []string{repo}
+	for _, r := range e.Repositories {
+		if r := in.dest.repo(r); r != repo {
+			repos = append(repos, r)
+		}
+	}
+	return b, repos, true
 }
 
 // readable reports whether every blob of the artifacts can be read now:
@@ -118,24 +147,32 @@ func (o digestOpener) OpenBlob(ctx context.Context, digest string) (io.ReadClose
 func (in *ingester) readable(ctx context.Context, arts []manifest.Artifact, repo string) (bool, error) {
 	for _, a := range arts {
 		for _, d := range a.Blobs {
-			b := in.blobs[d]
 			if in.manifests[d] != nil {
 				continue
+			}
+			b, repos, known := in.signatureBlob(d, repo)
+			if !known {
+				return false, nil
 			}
 			if ok, _ := in.vs.available(b); ok {
 				continue
 			}
-			var got bool
-			var err error
-			if manifest.IsManifest(b.MediaType) {
-				var m string
-				m, err = in.reg.ManifestDigest(ctx, repo, d)
-				got = m == d
-			} else {
-				got, err = in.reg.BlobExists(ctx, repo, d)
-			}
-			if err != nil {
-				return false, classify(in.dest.host, fmt.Errorf("HEAD %s@%s: %w", repo, d, err))
+			got := false
+			for _, r := range repos {
+				var err error
+				if manifest.IsManifest(b.MediaType) {
+					var m string
+					m, err = in.reg.ManifestDigest(ctx, r, d)
+					got = m == d
+				} else {
+					got, err = in.reg.BlobExists(ctx, r, d)
+				}
+				if err != nil {
+					return false, classify(in.dest.host, fmt.Errorf("HEAD %s@%s: %w", r, d, err))
+				}
+				if got {
+					break
+				}
 			}
 			if !got {
 				return false, nil

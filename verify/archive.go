@@ -36,6 +36,10 @@ type ArchiveReport struct {
 	// Images is the check of each image's signatures, when asked for
 	// (ArchiveOptions.Images).
 	Images []manifest.ImageVerification `json:"images,omitempty"`
+	// ImagesAtDestination names the images of a delta archive whose
+	// signatures the destination holds already (expected there, not
+	// carried): ingest checks them from the registry.
+	ImagesAtDestination []string `json:"imagesAtDestination,omitempty"`
 }
 
 // VolumeReport is what one volume held.
@@ -365,6 +369,10 @@ func (a *archiveCheck) images(ctx context.Context, policy ImagePolicy) error {
 		if img.Kind != manifest.KindImage {
 			continue
 		}
+		if expectedAtDestination(bom, sigs[img.Digest]) {
+			a.report.ImagesAtDestination = append(a.report.ImagesAtDestination, img.Name)
+			continue
+		}
 		rec, err := CheckImage(ctx, img, sigs[img.Digest], blobs, policy.Keys)
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -387,6 +395,19 @@ func (a *archiveCheck) images(ctx context.Context, policy ImagePolicy) error {
 
 // unavailable reports whether a blob of the signature artifacts is not
 // readable from the volumes given.
+// expectedAtDestination reports whether a blob of the signature artifacts
+// is one a delta archive leaves at the destination.
+func expectedAtDestination(bom *manifest.BOM, sigs []manifest.Artifact) bool {
+	for _, s := range sigs {
+		for _, d := range s.Blobs {
+			if _, ok := bom.ExpectedBlob(d); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func unavailable(sigs []manifest.Artifact, has func(string) (bool, string)) bool {
 	for _, s := range sigs {
 		for _, d := range s.Blobs {

@@ -58,15 +58,19 @@ func (v imageVerifier) VerifyImage(ctx context.Context, image manifest.Artifact,
 	return rec, "", nil
 }
 
-// printImageChecks lists each image's signature check, for verify.
-func printImageChecks(w io.Writer, checks []manifest.ImageVerification) {
-	if len(checks) == 0 {
+// printImageChecks lists each image's signature check, for verify, and
+// the images of a delta whose signatures only the destination holds.
+func printImageChecks(w io.Writer, checks []manifest.ImageVerification, atDestination []string) {
+	if len(checks)+len(atDestination) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "\nimage signatures:")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, v := range checks {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Image, shortDigest(v.Subject), verificationText(&v))
+	}
+	for _, name := range atDestination {
+		fmt.Fprintf(tw, "  %s\t\tsignatures at the destination, not in this delta: ingest --image-key checks them there\n", name)
 	}
 	tw.Flush()
 }

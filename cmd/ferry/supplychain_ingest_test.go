@@ -287,6 +287,45 @@ func TestSupplyChainIngest(t *testing.T) {
 		b.cosignVerifies(t)
 	})
 
+	t.Run("a delta whose signatures the destination already holds", func(t *testing.T) {
+		sb := &supplyBed{src: src, dir: t.TempDir()}
+		sb.proxy = startCountingProxy(t, src.Registry)
+		mustFerry(t, "key", "generate", "--output", filepath.Join(sb.dir, "ferry"))
+		sb.key, sb.pub = filepath.Join(sb.dir, "ferry.key"), filepath.Join(sb.dir, "ferry.pub")
+		site := filepath.Join(sb.dir, "site")
+		mustFerry(t, "key", "generate", "--output", site)
+		pub := src.Cosign.PublicKeyPath
+		var signed []string
+		for _, r := range []string{"signed/app:v1", "signed/multi:v1", "signed/bundled:v1"} {
+			signed = append(signed, "--image", sb.ref(r))
+		}
+		_, vols := sb.collect(t, "month1", append(signed, "--image-key", pub)...)
+		b := newSignedDest(t, src)
+		b.fx = &fixtureArchive{dir: sb.dir, pub: sb.pub, volumes: vols}
+		receipt := filepath.Join(sb.dir, "month1.receipt")
+		mustFerry(t, b.args("ingest", "--image-key", pub, "--receipt", receipt, "--receipt-key", site+".key")...)
+		// Month 2 adds an image: the signed ones and their signatures are
+		// expected at the destination, and checked from there.
+		_, delta := sb.collect(t, "month2", append(signed, "--image", sb.ref("signed/plain:v1"), "--image-key", pub,
+			"--since", receipt, "--receipt-pub", site+".pub")...)
+		b.fx.volumes = delta
+		// verify cannot reach the destination: it says where the checks of
+		// those images happen instead of calling their signatures missing.
+		out := mustFerry(t, b.args("verify", "--image-key", pub)...).stdout
+		if !strings.Contains(out, "signed/app:v1") || !strings.Contains(out, "ingest --image-key checks them there") {
+			t.Errorf("verify --image-key of the delta:\n%s", out)
+		}
+		rep := ingestReport(t, mustFerry(t, b.args("ingest", "--image-key", pub, "--output", "json")...))
+		status := map[string]manifest.SignatureStatus{}
+		for _, v := range rep.Images {
+			status[strings.TrimPrefix(v.Image, sb.ref(""))] = v.Status
+		}
+		if len(rep.Images) != 4 || status["signed/app:v1"] != manifest.SignatureVerified || status["signed/plain:v1"] != manifest.SignatureUnsigned {
+			t.Errorf("image checks of the delta: %v (%+v)", status, rep.Images)
+		}
+		b.cosignVerifies(t)
+	})
+
 	t.Run("a registry with the referrers API lists them from their subject field", func(t *testing.T) {
 		c := src.Cosign
 		rs := testbed.StartReferrerSource(t, c)

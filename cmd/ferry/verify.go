@@ -115,7 +115,7 @@ func printVerifyReport(env *environment, r *verify.ArchiveReport) {
 		fmt.Fprintf(env.stdout, "\narchive %s, bill of materials %s\n", r.ArchiveID, r.BOMDigest)
 		fmt.Fprintf(env.stdout, "%d artifacts, %d blobs, %s stored\n", r.Stats.Artifacts, r.Stats.Blobs, humanBytes(r.Stats.StoredBytes))
 	}
-	printImageChecks(env.stdout, r.Images)
+	printImageChecks(env.stdout, r.Images, r.ImagesAtDestination)
 	if len(r.Problems) == 0 && r.Complete {
 		fmt.Fprintln(env.stdout, "verified: signature, every blob and every reference; no volume missing")
 		return
