@@ -174,18 +174,10 @@ func (c *Cosign) run(t testing.TB, args ...string) (stdout, stderr []byte, err e
 // env is the test's environment with cosign's state redirected into the
 // runner's directory and without proxies (every registry is on loopback).
 func (c *Cosign) env() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(k, "COSIGN_"), strings.HasPrefix(k, "SIGSTORE_"), strings.HasPrefix(k, "TUF_"),
-			strings.EqualFold(k, "http_proxy"), strings.EqualFold(k, "https_proxy"), strings.EqualFold(k, "no_proxy"),
-			k == "HOME", k == "DOCKER_CONFIG", k == "XDG_CONFIG_HOME", k == "XDG_CACHE_HOME":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env,
+	return isolatedEnv(func(k string) bool {
+		return strings.HasPrefix(k, "COSIGN_") || strings.HasPrefix(k, "SIGSTORE_") || strings.HasPrefix(k, "TUF_") ||
+			k == "XDG_CONFIG_HOME" || k == "XDG_CACHE_HOME"
+	},
 		"HOME="+c.home,
 		"DOCKER_CONFIG="+filepath.Join(c.home, "docker"),
 		"TUF_ROOT="+filepath.Join(c.home, "sigstore"),
@@ -194,6 +186,22 @@ func (c *Cosign) env() []string {
 		"COSIGN_PASSWORD=",
 		"COSIGN_YES=true",
 	)
+}
+
+// isolatedEnv is this process's environment for a CLI under test, without
+// proxies (every server is on loopback), HOME or DOCKER_CONFIG, nor the
+// variables drop names, and with set added.
+func isolatedEnv(drop func(key string) bool, set ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if drop(k) || strings.EqualFold(k, "http_proxy") || strings.EqualFold(k, "https_proxy") ||
+			strings.EqualFold(k, "no_proxy") || k == "HOME" || k == "DOCKER_CONFIG" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, set...)
 }
 
 func (c *Cosign) writeDockerConfig(t testing.TB) {

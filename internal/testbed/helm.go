@@ -94,17 +94,7 @@ func (h *Helm) run(t testing.TB, stdin string, args ...string) (string, error) {
 // env is the test's environment with helm's state redirected into the
 // runner's directory and without proxies (every server is on loopback).
 func (h *Helm) env() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(k, "HELM_"), strings.EqualFold(k, "http_proxy"), strings.EqualFold(k, "https_proxy"),
-			strings.EqualFold(k, "no_proxy"), k == "HOME", k == "DOCKER_CONFIG", strings.HasPrefix(k, "XDG_"):
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env,
+	return isolatedEnv(func(k string) bool { return strings.HasPrefix(k, "HELM_") || strings.HasPrefix(k, "XDG_") },
 		"HOME="+h.home,
 		"HELM_CONFIG_HOME="+filepath.Join(h.home, "config"),
 		"HELM_CACHE_HOME="+filepath.Join(h.home, "cache"),
