@@ -70,7 +70,7 @@ func (p *planner) resolveReferrers(ctx context.Context) error {
 		return nil
 	}
 	images := p.imagesByName()
-	src := &cachedReferrerSource{ir: p.images, api: &RemoteReferrerSource{Transport: p.opts.Transport, Keychain: p.opts.Keychain, UserAgent: userAgent(p.opts.Tool)}}
+	src := &cachedReferrerSource{ir: p.images, api: &RemoteReferrerSource{Transport: p.images.raw.Transport(), Keychain: p.opts.Keychain, UserAgent: userAgent(p.opts.Tool)}}
 	found := make([]*attachedTo, len(images))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.opts.Jobs)

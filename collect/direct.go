@@ -70,7 +70,7 @@ func OpenDirect(ctx context.Context, opts Options) (*Direct, error) {
 	dctx, cancel := context.WithCancel(ctx)
 	d := &Direct{
 		Plan: plan, opts: opts, cache: cache,
-		get:    registry.NewReader(opts.Keychain, opts.Transport, userAgent(opts.Tool)),
+		get:    plan.get,
 		files:  map[string]string{},
 		remote: map[string]blobRef{},
 		slots:  make(chan struct{}, opts.Jobs),

@@ -39,7 +39,7 @@ type fetcher struct {
 func newFetcher(plan *Plan, cache *Cache, opts Options) *fetcher {
 	f := &fetcher{
 		plan: plan, cache: cache, opts: opts,
-		get:   registry.NewReader(opts.Keychain, opts.Transport, userAgent(opts.Tool)),
+		get:   plan.get,
 		files: map[string]string{}, ready: map[string]*inflight{}, temps: map[string]string{},
 	}
 	refs := map[string]blobRef{}

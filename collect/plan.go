@@ -37,7 +37,9 @@ type Plan struct {
 	Delta *manifest.DeltaPlan
 
 	resolved []*resolved
-	puller   *remote.Puller
+	// get is the source client resolution used; downloads reuse its
+	// authenticated clients.
+	get *registry.Reader
 }
 
 // Stats sums the plan.
@@ -153,7 +155,11 @@ func newPlanner(opts Options, cache *Cache) (*planner, error) {
 		}
 		platforms = append(platforms, *pl)
 	}
-	puller, err := remote.NewPuller(remote.WithTransport(opts.Transport), remote.WithAuthFromKeychain(opts.Keychain), remote.WithUserAgent(userAgent(opts.Tool)))
+	// One reader for the plan and the downloads after it, and the puller
+	// shares its transport: each source registry's version check is
+	// answered once, not once per repository and client.
+	raw := registry.NewReader(opts.Keychain, opts.Transport, userAgent(opts.Tool))
+	puller, err := remote.NewPuller(remote.WithTransport(raw.Transport()), remote.WithAuthFromKeychain(opts.Keychain), remote.WithUserAgent(userAgent(opts.Tool)))
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +167,6 @@ func newPlanner(opts Options, cache *Cache) (*planner, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw := registry.NewReader(opts.Keychain, opts.Transport, userAgent(opts.Tool))
 	return &planner{
 		opts:  opts,
 		spec:  opts.Spec,
@@ -422,7 +427,7 @@ func (p *planner) build(needs []PackNeed) (*Plan, error) {
 	if err := bom.Validate(); err != nil {
 		return nil, err
 	}
-	return &Plan{BOM: bom, Packs: needs, Warnings: p.warnings, Gaps: bom.Gaps, resolved: p.arts, puller: p.images.puller}, nil
+	return &Plan{BOM: bom, Packs: needs, Warnings: p.warnings, Gaps: bom.Gaps, resolved: p.arts, get: p.images.raw}, nil
 }
 
 // kindOrder puts what an operator checks first at the top.

@@ -19,12 +19,21 @@ import (
 // multi-gigabyte layer twice would cost more than the download.
 type Reader struct {
 	keychain authn.Keychain
-	base     http.RoundTripper
+	base     *pingCache
 	ua       string
 	policy   RetryPolicy
 
 	mu     sync.Mutex
-	byRepo map[string]*http.Client
+	byRepo map[string]*repoClient
+}
+
+// repoClient is one repository's authenticated client, set up once: the
+// first caller does the auth dance while the others for the same
+// repository wait, and callers for other repositories go on.
+type repoClient struct {
+	ready chan struct{}
+	c     *http.Client
+	err   error
 }
 
 // NewReader reads through base (nil means NewTransport's defaults) with
@@ -36,15 +45,42 @@ func NewReader(keychain authn.Keychain, base http.RoundTripper, userAgent string
 	if base == nil {
 		base, _ = NewTransport(TransportOptions{})
 	}
-	return &Reader{keychain: keychain, base: base, ua: userAgent, policy: RetryPolicy{}.withDefaults(), byRepo: map[string]*http.Client{}}
+	return &Reader{keychain: keychain, base: newPingCache(base), ua: userAgent, policy: RetryPolicy{}.withDefaults(), byRepo: map[string]*repoClient{}}
 }
+
+// Transport is the reader's base transport, which answers each registry's
+// version check once: other clients of the same sources (such as
+// go-containerregistry's remote package) share it to ask it once too.
+func (r *Reader) Transport() http.RoundTripper { return r.base }
 
 func (r *Reader) client(ctx context.Context, repo name.Repository) (*http.Client, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok := r.byRepo[repo.Name()]; ok {
-		return c, nil
+	rc, ok := r.byRepo[repo.Name()]
+	if !ok {
+		rc = &repoClient{ready: make(chan struct{})}
+		r.byRepo[repo.Name()] = rc
 	}
+	r.mu.Unlock()
+	if ok {
+		select {
+		case <-rc.ready:
+			return rc.c, rc.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	rc.c, rc.err = r.newClient(ctx, repo)
+	if rc.err != nil {
+		// Not kept: a later caller tries again.
+		r.mu.Lock()
+		delete(r.byRepo, repo.Name())
+		r.mu.Unlock()
+	}
+	close(rc.ready)
+	return rc.c, rc.err
+}
+
+func (r *Reader) newClient(ctx context.Context, repo name.Repository) (*http.Client, error) {
 	auth, err := authn.Resolve(ctx, r.keychain, repo)
 	if err != nil {
 		return nil, err
@@ -57,9 +93,7 @@ func (r *Reader) client(ctx context.Context, repo name.Repository) (*http.Client
 	if err != nil {
 		return nil, err
 	}
-	c := &http.Client{Transport: t}
-	r.byRepo[repo.Name()] = c
-	return c, nil
+	return &http.Client{Transport: t}, nil
 }
 
 func (r *Reader) get(ctx context.Context, repo name.Repository, rest string, hdr http.Header) (*http.Response, error) {

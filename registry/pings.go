@@ -1,0 +1,119 @@
+package registry
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"sync"
+)
+
+// pingCache answers the version check, an anonymous GET /v2/, once per
+// registry and scheme. go-containerregistry's transport sends that check for
+// every repository it opens, to learn how the registry authenticates; the
+// answer is the registry's, not the repository's, and a collect of many
+// images from one registry would otherwise ask it once per image and
+// client. Only answers the check understands (200 and 401 with their
+// challenge) are kept; errors and other answers go through every time.
+type pingCache struct {
+	inner http.RoundTripper
+
+	mu      sync.Mutex
+	answers map[string]*pingEntry // scheme://host -> answer
+}
+
+// pingEntry is a registry's answer, asked once: callers that come while
+// it is being asked wait for it.
+type pingEntry struct {
+	ready  chan struct{}
+	answer *pingAnswer // nil: not kept, ask again
+}
+
+type pingAnswer struct {
+	status int
+	proto  string
+	header http.Header
+	body   []byte
+}
+
+// maxPingBody bounds what is kept of a version check's body.
+const maxPingBody = 64 << 10
+
+func newPingCache(inner http.RoundTripper) *pingCache {
+	return &pingCache{inner: inner, answers: map[string]*pingEntry{}}
+}
+
+func isPing(req *http.Request) bool {
+	return req.Method == http.MethodGet && req.URL.Path == "/v2/" && req.URL.RawQuery == "" &&
+		req.Header.Get("Authorization") == ""
+}
+
+func (p *pingCache) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !isPing(req) {
+		return p.inner.RoundTrip(req)
+	}
+	key := req.URL.Scheme + "://" + req.URL.Host
+	p.mu.Lock()
+	e, ok := p.answers[key]
+	if !ok {
+		e = &pingEntry{ready: make(chan struct{})}
+		p.answers[key] = e
+	}
+	p.mu.Unlock()
+	if !ok {
+		return p.ask(req, key, e)
+	}
+	select {
+	case <-e.ready:
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
+	if e.answer != nil {
+		return e.answer.response(req), nil
+	}
+	// No answer to keep (an error, or one the check does not take from a
+	// cache): each waiter asks for itself, at once, rather than one after
+	// another behind a host that does not answer.
+	return p.inner.RoundTrip(req)
+}
+
+// ask sends the check and keeps a 200 or 401 answer in e.
+func (p *pingCache) ask(req *http.Request, key string, e *pingEntry) (*http.Response, error) {
+	defer close(e.ready)
+	forget := func() {
+		p.mu.Lock()
+		delete(p.answers, key)
+		p.mu.Unlock()
+	}
+	resp, err := p.inner.RoundTrip(req)
+	if err != nil || (resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized) {
+		forget()
+		return resp, err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPingBody+1))
+	resp.Body.Close()
+	if err != nil {
+		forget()
+		return nil, err
+	}
+	a := &pingAnswer{status: resp.StatusCode, proto: resp.Proto, header: resp.Header.Clone(), body: body}
+	if len(body) > maxPingBody {
+		forget()
+	} else {
+		e.answer = a
+	}
+	return a.response(req), nil
+}
+
+func (a *pingAnswer) response(req *http.Request) *http.Response {
+	return &http.Response{
+		Status:        http.StatusText(a.status),
+		StatusCode:    a.status,
+		Proto:         a.proto,
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        a.header.Clone(),
+		Body:          io.NopCloser(bytes.NewReader(a.body)),
+		ContentLength: int64(len(a.body)),
+		Request:       req,
+	}
+}
