@@ -170,19 +170,25 @@ func (c *Client) uploadTo(ctx context.Context, j BlobPush, loc string) (Outcome,
 	return c.uploadChunks(ctx, j, loc, 0, Uploaded)
 }
 
-// uploadSingle sends a small blob in one POST with ?digest=, which the
-// distribution spec allows and Zot takes. The first such POST waits for
-// 100 Continue, so a registry that answers with a session without reading
-// the body (the Distribution registry) costs no body; from then on the
-// client knows and goes straight to POST and PUT.
+// uploadSingle sends a blob in one POST with ?digest=, which the
+// distribution spec allows and Zot takes. Until the registry has answered
+// such a POST, only a blob of at most probeMax bytes is sent that way: a
+// registry that answers with a session instead (the Distribution registry)
+// drops the body, and then only a small one was sent in vain. From then on
+// the client knows, and goes straight to POST and PUT, or to the single
+// POST for any size.
+//
+// The probe does not ask for 100 Continue: the Distribution registry
+// answers such a request only after the client's wait for the 100 runs
+// out (a second with Go's transport), which cost every run that second.
 func (c *Client) uploadSingle(ctx context.Context, j BlobPush) (Outcome, error) {
 	d := j.Digest
+	if c.singlePost.Load() == 0 && j.Size > probeMax {
+		return c.uploadMonolithic(ctx, j, "")
+	}
 	for attempt := 1; c.singlePost.Load() >= 0; attempt++ {
 		u := c.repoURL(j.Repo, "blobs/uploads/") + "?" + url.Values{"digest": {d}}.Encode()
 		hdr := http.Header{"Content-Type": {"application/octet-stream"}}
-		if c.singlePost.Load() == 0 {
-			hdr.Set("Expect", "100-continue")
-		}
 		b, err := openBody(ctx, j, 0)
 		if err != nil {
 			return "", err
@@ -316,6 +322,10 @@ func openBody(ctx context.Context, j BlobPush, offset int64) (*uploadBody, error
 	}
 	return &uploadBody{rc: rc, onBytes: j.OnBytes, digest: j.Digest, pos: offset, size: j.Size}, nil
 }
+
+// probeMax bounds the blobs that may find out whether the registry takes
+// a single-request upload.
+const probeMax = 1 << 20
 
 // Bodies larger than readAheadMin are read ahead on a goroutine of their
 // own: reading the source, decoding and hashing then overlap with the

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -294,5 +295,75 @@ func TestRetryPolicyWait(t *testing.T) {
 	h.Set("Retry-After", time.Now().Add(3*time.Second).UTC().Format(http.TimeFormat))
 	if d := retryAfter(h); d < time.Second || d > 3*time.Second {
 		t.Errorf("Retry-After date: %s", d)
+	}
+}
+
+// requestLog records each request's method, whether it names a digest,
+// and the body length it declares.
+type requestLog struct {
+	inner http.RoundTripper
+	mu    sync.Mutex
+	log   []string
+}
+
+func (l *requestLog) RoundTrip(req *http.Request) (*http.Response, error) {
+	what := req.Method
+	if req.URL.Query().Get("digest") != "" {
+		what += " digest"
+	}
+	if req.ContentLength > probeMax {
+		what += " large"
+	}
+	l.mu.Lock()
+	l.log = append(l.log, what)
+	l.mu.Unlock()
+	return l.inner.RoundTrip(req)
+}
+
+func (l *requestLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.log
+	l.log = nil
+	return out
+}
+
+// Whether a registry takes a blob in a single POST is found out with a
+// small blob only: a large blob is never sent where the registry may drop
+// it, and once the registry said yes, large blobs go in one POST too.
+func TestSingleRequestUploadIsProbedWithASmallBlob(t *testing.T) {
+	srv := httptest.NewServer(ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	dist := testbed.StartRegistry(t, testbed.RegistryOptions{})
+	for _, tc := range []struct {
+		name, host string
+		// want: the requests of a large blob, a small one, a large one.
+		want [][]string
+	}{
+		{"takes a single POST", strings.TrimPrefix(srv.URL, "http://"), [][]string{
+			{"POST", "PUT digest large"},
+			{"POST digest"},
+			{"POST digest large"},
+		}},
+		{"answers with a session", dist.Host, [][]string{
+			{"POST", "PUT digest large"},
+			{"POST digest", "PUT digest"},
+			{"POST", "PUT digest large"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wire := &requestLog{inner: plainTransport()}
+			c := testConnect(t, tc.host, Options{PlainHTTP: true, Transport: wire}, "p")
+			wire.take()
+			for i, size := range []int{2 << 20, 32 << 10, 3 << 20} {
+				b := randomBlob(t, size)
+				if out, err := c.PushBlob(t.Context(), b.push("p", b.data)); err != nil || out != Uploaded {
+					t.Fatalf("blob %d: %q %v", i, out, err)
+				}
+				if got := wire.take(); strings.Join(got, ", ") != strings.Join(tc.want[i], ", ") {
+					t.Errorf("blob %d of %d bytes: requests %q, want %q", i, size, got, tc.want[i])
+				}
+			}
+		})
 	}
 }
