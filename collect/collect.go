@@ -16,6 +16,13 @@ import (
 
 const defaultVolumeSize = archive.DefaultVolumeSize
 
+// DefaultJobs is how many resolutions and downloads run at once by
+// default. A download of a small blob mostly waits for the source's first
+// byte, so more run at once than a machine has cores: with eight instead
+// of four, collecting 60 small images (make bench's W2) took about a fifth
+// less time on two cores.
+const DefaultJobs = 8
+
 // Options configure MakePlan and Collect. Zero values are documented per
 // field.
 type Options struct {
@@ -42,7 +49,8 @@ type Options struct {
 	// 10 s. A source that does not answer in time is not asked again in the
 	// same collect, and the mirror's content is taken with a warning.
 	SourceCheckTimeout time.Duration
-	// Jobs bounds parallel resolutions and downloads; zero means 4.
+	// Jobs bounds parallel resolutions and downloads; zero means
+	// DefaultJobs.
 	Jobs int
 	// CacheDir is the content-addressed cache. Required.
 	CacheDir string
@@ -121,7 +129,7 @@ type Progress struct {
 
 func (o *Options) defaults() {
 	if o.Jobs <= 0 {
-		o.Jobs = 4
+		o.Jobs = DefaultJobs
 	}
 	if o.Now == nil {
 		o.Now = time.Now

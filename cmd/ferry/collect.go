@@ -105,9 +105,11 @@ func collectCommand(env *environment) *cli.Command {
 // texts): one list, so a source flag added for one command cannot be
 // missing from the other while buildSpec reads it for both.
 func sourceFlags(f *collectFlags, verb string) []cli.Flag {
-	jobs := "parallel downloads"
+	jobs, jobsDefault := "parallel downloads", collect.DefaultJobs
 	if verb == "sync" {
-		jobs += ", and parallel uploads"
+		// Uploads too: each costs the registry a password check, and
+		// more at once than the appliance has cores gain nothing.
+		jobs, jobsDefault = jobs+", and parallel uploads", 4
 	}
 	return []cli.Flag{
 		&cli.StringFlag{Name: "spec", Aliases: []string{"f"}, Usage: "transfer spec file (YAML, kind TransferSpec)", Destination: &f.spec},
@@ -131,7 +133,7 @@ func sourceFlags(f *collectFlags, verb string) []cli.Flag {
 		&cli.BoolFlag{Name: "convert-oci", Usage: "convert Docker schema 2 manifests and manifest lists to OCI as they are resolved (for a Zot without docker2s2 compat); the bill of materials records both digests", Destination: &f.convertOCI},
 		&cli.StringFlag{Name: "cache-dir", Usage: "download cache (default: the user cache folder's ferry/)", Destination: &f.cacheDir},
 		&cli.BoolFlag{Name: "plain-http", Usage: "allow source registries over plain HTTP", Destination: &f.plainHTTP},
-		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: jobs, Destination: &f.jobs},
+		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: jobsDefault, Usage: jobs, Destination: &f.jobs},
 		&cli.BoolFlag{Name: "strict", Usage: "fail on any gap: an image only chart annotations name that the source does not have (without it, gaps are listed and recorded in the bill of materials)", Destination: &f.strict},
 		&cli.BoolFlag{Name: "allow-broken-charts", Usage: "record a chart that does not load or render, or a bundle document that does not parse, as a gap instead of failing", Destination: &f.allowBrokenCharts},
 		&cli.DurationFlag{Name: "render-timeout", Value: defaultRenderTimeout, Usage: "time limit for rendering one chart", Destination: &f.renderTimeout},
