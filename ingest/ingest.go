@@ -220,12 +220,53 @@ type ingester struct {
 	blobs map[string]manifest.Blob
 }
 
-// checkTags asks what every artifact's tag resolves to, in parallel.
+// checkTags asks what every artifact's tag resolves to, in parallel. A
+// tag in a repository the registry does not have resolves to nothing:
+// with several artifacts to ask about, one catalog request first spares a
+// HEAD (and the registry a password check) for each artifact whose
+// repository is new.
 func (in *ingester) checkTags(ctx context.Context) error {
-	return fanOut(ctx, in.opts.Jobs, len(in.plans), func(ctx context.Context, i int) error {
-		_, err := in.tagDigest(ctx, in.plans[i])
+	ask := in.plans
+	if len(ask) >= catalogFirst {
+		ask = in.absentFromCatalog(ctx, ask)
+	}
+	return fanOut(ctx, in.opts.Jobs, len(ask), func(ctx context.Context, i int) error {
+		_, err := in.tagDigest(ctx, ask[i])
 		return err
 	})
+}
+
+// catalogFirst is how many tags to ask about make a catalog request first
+// worth it: it costs one request, and saves one per new repository.
+const catalogFirst = 4
+
+// absentFromCatalog records an empty tag for the artifacts whose
+// repository a complete first page of the catalog does not list, and
+// returns the others. A registry that keeps its catalog to itself, or
+// lists more than a page, leaves every tag to be asked.
+func (in *ingester) absentFromCatalog(ctx context.Context, plans []*artifactPlan) []*artifactPlan {
+	repos, complete, err := in.reg.CatalogPage(ctx)
+	if err != nil || !complete {
+		if err != nil {
+			in.opts.Logger.Debug("catalog not read; asking every tag", "err", err)
+		}
+		return plans
+	}
+	listed := make(map[string]bool, len(repos))
+	for _, r := range repos {
+		listed[r] = true
+	}
+	var ask []*artifactPlan
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, p := range plans {
+		if _, known := in.tags[p]; known || listed[p.repo] {
+			ask = append(ask, p)
+			continue
+		}
+		in.tags[p] = ""
+	}
+	return ask
 }
 
 // manifestData returns a manifest's verified bytes, nil when neither the

@@ -57,6 +57,13 @@ func (g graphOf) OpenBlob(ctx context.Context, b manifest.Blob) (io.ReadCloser, 
 // config, with the blobs to serve it.
 func twoImages(t *testing.T) (*manifest.BOM, mapSource) {
 	t.Helper()
+	return images(t, "one", "two")
+}
+
+// images is a bill of materials of single-layer images, one per name,
+// sharing their config, with the blobs to serve it.
+func images(t *testing.T, names ...string) (*manifest.BOM, mapSource) {
+	t.Helper()
 	src := mapSource{}
 	add := func(data []byte) manifest.Descriptor {
 		d := digestio.FromBytes(data)
@@ -67,7 +74,7 @@ func twoImages(t *testing.T) (*manifest.BOM, mapSource) {
 	cfg := add([]byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`))
 	cfg.MediaType = "application/vnd.oci.image.config.v1+json"
 	bom.Blobs = append(bom.Blobs, manifest.Blob{Digest: cfg.Digest, Size: cfg.Size, MediaType: cfg.MediaType})
-	for i, name := range []string{"one", "two"} {
+	for i, name := range names {
 		layerData, _ := randomBlob(t, 32<<10+i)
 		layer := add(layerData)
 		layer.MediaType = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -166,6 +173,41 @@ func TestPushRequestCount(t *testing.T) {
 	}
 	if want := int64(2 + 2 + 1 + 2); rep.Requests != want || rep.Blobs.Uploaded+rep.Blobs.Mounted != 0 {
 		t.Errorf("second push: %d requests, want %d (blobs %+v)", rep.Requests, want, rep.Blobs)
+	}
+}
+
+// With several artifacts, one catalog request says which repositories are
+// new, and their tags are not asked about; once they exist, they are.
+func TestPushAsksTheCatalogBeforeTags(t *testing.T) {
+	reg := testbed.StartRegistry(t, testbed.RegistryOptions{TLS: true, Username: "u", Password: "p"})
+	bom, src := images(t, "a", "b", "c", "d")
+	opts := CopyOptions{Validate: true, Client: registry.Options{Transport: reg.HTTPClient().Transport,
+		Auth: &authn.Basic{Username: "u", Password: "p"}}}
+	rep, err := push(t, bom, src, reg.Host+"/base", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// 2 to connect, 1 catalog instead of 4 tag HEADs, config: POST+PUT
+	// and 3 mounts, layers: 4×(POST+PUT), 4 manifest PUTs, 1 catalog.
+	if want := int64(2 + 1 + 5 + 8 + 4 + 1); rep.Requests != want {
+		t.Errorf("%d requests, want %d (blobs %+v)", rep.Requests, want, rep.Blobs)
+	}
+	// Again: the catalog lists every repository, so every tag is asked,
+	// and nothing else goes.
+	rep, err = push(t, bom, src, reg.Host+"/base", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(2 + 1 + 4 + 1 + 4); rep.Requests != want || rep.Blobs.Uploaded+rep.Blobs.Mounted != 0 {
+		t.Errorf("second push: %d requests, want %d (blobs %+v)", rep.Requests, want, rep.Blobs)
+	}
+	for _, a := range rep.Artifacts {
+		if a.State != StatePresent {
+			t.Errorf("second push: %s is %s, want %s", a.Name, a.State, StatePresent)
+		}
 	}
 }
 

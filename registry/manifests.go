@@ -112,6 +112,29 @@ func (c *Client) Catalog(ctx context.Context) ([]string, error) {
 	return c.list(ctx, c.url("/v2/_catalog?n=1000"), "repositories")
 }
 
+// CatalogPage lists the repositories on the catalog's first page (up to
+// 1000), and says whether that is every one: a caller deciding what to ask
+// about may take one page where following every page would cost more
+// than it saves.
+func (c *Client) CatalogPage(ctx context.Context) (repos []string, complete bool, err error) {
+	resp, err := c.do(ctx, http.MethodGet, c.url("/v2/_catalog?n=1000"), nil, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	defer closeBody(resp)
+	if err := checkStatus(resp, http.StatusOK); err != nil {
+		return nil, false, err
+	}
+	var page struct {
+		Repositories []string `json:"repositories"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&page); err != nil {
+		return nil, false, fmt.Errorf("%w: GET %s: %v", ErrRegistry, redactURL(resp.Request.URL), err)
+	}
+	_, more := parseLink(resp.Header.Get("Link"))
+	return page.Repositories, !more, nil
+}
+
 // Tags lists a repository's tags, following pagination; none when the
 // repository does not exist.
 func (c *Client) Tags(ctx context.Context, repo string) ([]string, error) {
