@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/manifest"
+	"github.com/ferrytool/ferry/registry"
 )
 
 const defaultVolumeSize = archive.DefaultVolumeSize
@@ -161,14 +162,17 @@ func MakePlan(ctx context.Context, opts Options) (*Plan, error) {
 		return nil, err
 	}
 	defer cache.Close()
-	return makePlan(ctx, opts, cache)
+	return makePlan(ctx, opts, cache, nil, nil)
 }
 
-func makePlan(ctx context.Context, opts Options, cache *Cache) (*Plan, error) {
-	p, err := newPlanner(opts, cache)
+// makePlan plans with get as the source reader (nil makes one), telling
+// prefetch (when set) about each image as it is resolved.
+func makePlan(ctx context.Context, opts Options, cache *Cache, get *registry.Reader, prefetch func(*resolved)) (*Plan, error) {
+	p, err := newPlanner(opts, cache, get)
 	if err != nil {
 		return nil, err
 	}
+	p.prefetch = prefetch
 	plan, err := p.plan(ctx)
 	if err != nil {
 		return nil, err
@@ -215,15 +219,23 @@ func Collect(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer cache.Close()
-	plan, err := makePlan(ctx, opts, cache)
+	get := newSourceReader(opts)
+	f := newFetcher(ctx, cache, get, opts)
+	defer f.close()
+	// Downloads start as images are resolved, unless receipts may still
+	// take blobs out of the plan.
+	var prefetch func(*resolved)
+	if len(opts.Since) == 0 {
+		prefetch = f.prefetch
+	}
+	plan, err := makePlan(ctx, opts, cache, get, prefetch)
 	if err != nil {
 		return nil, err
 	}
-	f := newFetcher(plan, cache, opts)
-	defer f.cleanup()
+	f.planned(plan)
 	var res *archive.Result
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return f.run(gctx) })
+	g.Go(func() error { return f.wait(gctx) })
 	g.Go(func() error {
 		var err error
 		res, err = archive.Write(gctx, plan.BOM, f, archive.WriteOptions{
@@ -247,6 +259,11 @@ func Collect(ctx context.Context, opts Options) (*Result, error) {
 		opts.Logger.Warn("cache index: recording use", "err", err)
 	}
 	return &Result{BOM: plan.BOM, Volumes: res.Volumes, Packs: plan.Packs, Warnings: plan.Warnings, Downloaded: f.downloaded.Load(), Delta: plan.Delta}, nil
+}
+
+// newSourceReader is the client of source registries for one collect.
+func newSourceReader(opts Options) *registry.Reader {
+	return registry.NewReader(opts.Keychain, opts.Transport, userAgent(opts.Tool))
 }
 
 // refuseExisting fails early, before anything is downloaded, when the

@@ -59,7 +59,7 @@ func OpenDirect(ctx context.Context, opts Options) (*Direct, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := makePlan(ctx, opts, cache)
+	plan, err := makePlan(ctx, opts, cache, nil, nil)
 	if err != nil {
 		cache.Close()
 		return nil, err

@@ -20,28 +20,87 @@ import (
 // directly and lets the writer follow a blob while it downloads. A
 // downloaded blob enters the cache only after the writer has verified it
 // (verified is the writer's OnBlob callback).
+//
+// Downloads start before the plan is done: an image's blobs are queued as
+// soon as the image is resolved (prefetch), and the rest of the plan's,
+// in the order the writer needs them, once it is (planned). At most
+// Options.Jobs run at once.
 type fetcher struct {
-	plan  *Plan
 	cache *Cache
 	opts  Options
 	get   *registry.Reader
-	files map[string]string    // digest -> local file holding it
-	todo  []blobRef            // to download, in archive order
-	ready map[string]*inflight // the downloads, by digest
+	ctx   context.Context
+	stop  context.CancelFunc
+	g     *errgroup.Group
+	gctx  context.Context
 
-	mu       sync.Mutex
-	temps    map[string]string // digest -> downloaded file not yet promoted
-	cacheErr error
+	mu     sync.Mutex
+	cond   *sync.Cond
+	queue  []blobRef
+	closed bool                 // no more blobs are queued
+	ready  map[string]*inflight // queued or downloading, by digest
+	files  map[string]string    // digest -> local file holding it
+	temps  map[string]string    // digest -> downloaded file not yet promoted
+	// early holds progress of downloads that started before the plan
+	// announced the total (OnFetchTotal comes first).
+	early     map[string]*earlyProgress
+	announced bool
+	cacheErr  error
 
+	dispatched chan struct{} // closed when the dispatcher is done
 	downloaded atomic.Int64
 }
 
-func newFetcher(plan *Plan, cache *Cache, opts Options) *fetcher {
+type earlyProgress struct {
+	blob    manifest.Blob
+	started bool
+	bytes   int64
+	done    bool
+}
+
+// newFetcher starts a fetcher with nothing queued yet. Stop it with close
+// (which removes what the writer never verified) whatever happens.
+func newFetcher(ctx context.Context, cache *Cache, get *registry.Reader, opts Options) *fetcher {
+	fctx, stop := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(fctx)
+	g.SetLimit(opts.Jobs)
 	f := &fetcher{
-		plan: plan, cache: cache, opts: opts,
-		get:   plan.get,
-		files: map[string]string{}, ready: map[string]*inflight{}, temps: map[string]string{},
+		cache: cache, opts: opts, get: get, ctx: fctx, stop: stop, g: g, gctx: gctx,
+		ready: map[string]*inflight{}, files: map[string]string{}, temps: map[string]string{},
+		early: map[string]*earlyProgress{}, dispatched: make(chan struct{}),
 	}
+	f.cond = sync.NewCond(&f.mu)
+	go f.dispatch()
+	return f
+}
+
+// prefetch queues the blobs of a resolved image that the cache lacks. It
+// is the planner's hook, called from its resolving goroutines.
+func (f *fetcher) prefetch(r *resolved) {
+	for _, br := range r.blobs {
+		if br.file == "" && br.repo != nil && !f.cache.Has(br.blob) {
+			f.enqueue(br)
+		}
+	}
+}
+
+// enqueue queues a download unless the blob is queued already; it says
+// whether it was new.
+func (f *fetcher) enqueue(br blobRef) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || f.ready[br.blob.Digest] != nil {
+		return false
+	}
+	f.ready[br.blob.Digest] = newInflight()
+	f.queue = append(f.queue, br)
+	f.cond.Signal()
+	return true
+}
+
+// planned queues the rest of the plan's downloads, in bill-of-materials
+// order, and announces the total; nothing is queued after it.
+func (f *fetcher) planned(plan *Plan) {
 	refs := map[string]blobRef{}
 	for _, r := range plan.resolved {
 		for _, b := range r.blobs {
@@ -50,62 +109,134 @@ func newFetcher(plan *Plan, cache *Cache, opts Options) *fetcher {
 			}
 		}
 	}
+	var total int64
+	var count int
 	for _, b := range plan.BOM.Blobs {
 		br := refs[b.Digest]
+		f.mu.Lock()
+		in := f.ready[b.Digest]
+		f.mu.Unlock()
 		switch {
 		case br.file != "":
+			f.mu.Lock()
 			f.files[b.Digest] = br.file
-		case cache.Has(b):
-			if opts.Progress.OnFetchDone != nil {
-				opts.Progress.OnFetchDone(b, true)
+			f.mu.Unlock()
+		case in != nil || (br.repo != nil && !f.cache.Has(b) && f.enqueue(br)):
+			total += b.Size
+			count++
+		case f.cache.Has(b):
+			if f.opts.Progress.OnFetchDone != nil {
+				f.opts.Progress.OnFetchDone(b, true)
 			}
-		case br.repo != nil:
-			f.todo = append(f.todo, br)
-			f.ready[b.Digest] = newInflight()
 		}
 	}
-	return f
+	f.mu.Lock()
+	f.closed = true
+	f.cond.Broadcast()
+	f.mu.Unlock()
+	f.announce(total, count)
 }
 
-// run downloads with bounded parallelism, in the order the writer needs.
-func (f *fetcher) run(ctx context.Context) error {
-	if f.opts.Progress.OnFetchTotal != nil {
-		var total int64
-		for _, b := range f.todo {
-			total += b.blob.Size
-		}
-		f.opts.Progress.OnFetchTotal(total, len(f.todo))
+// announce calls OnFetchTotal, then replays what downloads that started
+// before it reported.
+func (f *fetcher) announce(total int64, count int) {
+	p := f.opts.Progress
+	if p.OnFetchTotal != nil {
+		p.OnFetchTotal(total, count)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(f.opts.Jobs)
-	for _, br := range f.todo {
-		if gctx.Err() != nil {
-			break
+	f.mu.Lock()
+	early := f.early
+	f.early, f.announced = nil, true
+	f.mu.Unlock()
+	for _, e := range early {
+		if e.started && p.OnFetchStart != nil {
+			p.OnFetchStart(e.blob)
 		}
-		g.Go(func() error {
-			err := f.fetch(gctx, br)
-			f.ready[br.blob.Digest].finish(err)
+		if e.bytes > 0 && p.OnFetchBytes != nil {
+			p.OnFetchBytes(e.blob, e.bytes)
+		}
+		if e.done && p.OnFetchDone != nil {
+			p.OnFetchDone(e.blob, false)
+		}
+	}
+}
+
+// report passes a download's progress on, or holds it until announce.
+func (f *fetcher) report(b manifest.Blob, started bool, n int64, done bool) {
+	f.mu.Lock()
+	if !f.announced {
+		e := f.early[b.Digest]
+		if e == nil {
+			e = &earlyProgress{blob: b}
+			f.early[b.Digest] = e
+		}
+		e.started = e.started || started
+		e.bytes += n
+		e.done = e.done || done
+		f.mu.Unlock()
+		return
+	}
+	f.mu.Unlock()
+	p := f.opts.Progress
+	switch {
+	case started && p.OnFetchStart != nil:
+		p.OnFetchStart(b)
+	case n > 0 && p.OnFetchBytes != nil:
+		p.OnFetchBytes(b, n)
+	case done && p.OnFetchDone != nil:
+		p.OnFetchDone(b, false)
+	}
+}
+
+// dispatch hands queued downloads to the bounded group, in queue order.
+func (f *fetcher) dispatch() {
+	defer close(f.dispatched)
+	for {
+		f.mu.Lock()
+		for len(f.queue) == 0 && !f.closed {
+			f.cond.Wait()
+		}
+		if len(f.queue) == 0 {
+			f.mu.Unlock()
+			return
+		}
+		br := f.queue[0]
+		f.queue = f.queue[1:]
+		in := f.ready[br.blob.Digest]
+		f.mu.Unlock()
+		if err := f.gctx.Err(); err != nil {
+			in.finish(err)
+			continue
+		}
+		f.g.Go(func() error {
+			err := f.fetch(f.gctx, br, in)
+			in.finish(err)
 			return err
 		})
 	}
-	err := g.Wait()
+}
+
+// wait returns once every download ended, with the first failure; ctx
+// ending stops the downloads.
+func (f *fetcher) wait(ctx context.Context) error {
+	defer context.AfterFunc(ctx, f.stop)()
+	<-f.dispatched
+	err := f.g.Wait()
+	if err == nil {
+		err = ctx.Err()
+	}
 	// Downloads that never started must not keep the writer waiting.
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for _, in := range f.ready {
-		if err != nil {
-			in.finish(err)
-		} else {
-			in.finish(ctx.Err())
-		}
+		in.finish(err)
 	}
 	return err
 }
 
-func (f *fetcher) fetch(ctx context.Context, br blobRef) error {
+func (f *fetcher) fetch(ctx context.Context, br blobRef, in *inflight) error {
 	what := br.repo.Name() + "@" + br.blob.Digest
-	p := f.opts.Progress
-	if p.OnFetchStart != nil {
-		p.OnFetchStart(br.blob)
-	}
+	f.report(br.blob, true, 0, false)
 	rc, err := f.get.Blob(ctx, *br.repo, br.blob.Digest)
 	if err != nil {
 		return sourceErr(what, err)
@@ -113,20 +244,16 @@ func (f *fetcher) fetch(ctx context.Context, br blobRef) error {
 	defer rc.Close()
 	cr := &countReader{r: rc, fn: func(n int64) {
 		f.downloaded.Add(n)
-		if p.OnFetchBytes != nil {
-			p.OnFetchBytes(br.blob, n)
-		}
+		f.report(br.blob, false, n, false)
 	}}
-	path, err := f.cache.download(ctx, br.blob, cr, f.ready[br.blob.Digest])
+	path, err := f.cache.download(ctx, br.blob, cr, in)
 	if err != nil {
 		return fmt.Errorf("%w: fetch %s: %v", ErrSource, what, err)
 	}
 	f.mu.Lock()
 	f.temps[br.blob.Digest] = path
 	f.mu.Unlock()
-	if p.OnFetchDone != nil {
-		p.OnFetchDone(br.blob, false)
-	}
+	f.report(br.blob, false, 0, true)
 	return nil
 }
 
@@ -155,10 +282,21 @@ func (f *fetcher) err() error {
 	return f.cacheErr
 }
 
-// cleanup removes downloads the writer never verified.
-func (f *fetcher) cleanup() {
+// close stops what still runs, waits for it, and removes downloads the
+// writer never verified.
+func (f *fetcher) close() {
+	f.stop()
+	f.mu.Lock()
+	f.closed = true
+	f.cond.Broadcast()
+	f.mu.Unlock()
+	<-f.dispatched
+	f.g.Wait() //nolint:errcheck // reported by wait, or the run failed before
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for _, in := range f.ready {
+		in.finish(context.Canceled)
+	}
 	for d, p := range f.temps {
 		os.Remove(p)
 		delete(f.temps, d)
@@ -167,10 +305,14 @@ func (f *fetcher) cleanup() {
 
 // OpenBlob implements archive.BlobSource.
 func (f *fetcher) OpenBlob(ctx context.Context, b manifest.Blob) (io.ReadCloser, error) {
-	if path, ok := f.files[b.Digest]; ok {
+	f.mu.Lock()
+	path, isFile := f.files[b.Digest]
+	in := f.ready[b.Digest]
+	f.mu.Unlock()
+	if isFile {
 		return os.Open(path)
 	}
-	if in, ok := f.ready[b.Digest]; ok {
+	if in != nil {
 		return in.follow(ctx, func() (io.ReadCloser, error) { return f.cache.OpenBlob(ctx, b) })
 	}
 	return f.cache.OpenBlob(ctx, b)

@@ -86,6 +86,9 @@ type planner struct {
 	// verifications the outcome of checking image signatures.
 	attached      map[string]*attachedTo
 	verifications []manifest.ImageVerification
+	// prefetch, when set, is told about each image as it is resolved, so
+	// that its downloads start before the plan is done.
+	prefetch func(*resolved)
 }
 
 func (p *planner) warn(format string, args ...any) {
@@ -137,7 +140,8 @@ func appendReason(rs []manifest.Reason, r manifest.Reason) []manifest.Reason {
 	return append(rs, r)
 }
 
-func newPlanner(opts Options, cache *Cache) (*planner, error) {
+// newPlanner plans with get as the source reader; nil makes one.
+func newPlanner(opts Options, cache *Cache, get *registry.Reader) (*planner, error) {
 	if opts.Spec == nil || opts.Spec.Empty() {
 		return nil, ErrNothing
 	}
@@ -155,10 +159,13 @@ func newPlanner(opts Options, cache *Cache) (*planner, error) {
 		}
 		platforms = append(platforms, *pl)
 	}
-	// One reader for the plan and the downloads after it, and the puller
-	// shares its transport: each source registry's version check is
-	// answered once, not once per repository and client.
-	raw := registry.NewReader(opts.Keychain, opts.Transport, userAgent(opts.Tool))
+	// One reader for the plan and the downloads, and the puller shares
+	// its transport: each source registry's version check is answered
+	// once, not once per repository and client.
+	raw := get
+	if raw == nil {
+		raw = newSourceReader(opts)
+	}
 	puller, err := remote.NewPuller(remote.WithTransport(raw.Transport()), remote.WithAuthFromKeychain(opts.Keychain), remote.WithUserAgent(userAgent(opts.Tool)))
 	if err != nil {
 		return nil, err
@@ -344,6 +351,9 @@ func (p *planner) resolveImages(ctx context.Context) error {
 			}
 			results[i] = r
 			p.progressResolved(r.artifact)
+			if p.prefetch != nil {
+				p.prefetch(r)
+			}
 			return nil
 		})
 	}
