@@ -164,7 +164,7 @@ func (p *planner) bundleCharts(bd *bundle) ([]chartRequest, error) {
 					// with both reasons.
 					req.src.RepoURL = sc.Repo
 				} else {
-					return nil, fmt.Errorf("%w: %s: chart %s comes from %q, which cannot be reached from here; give its upstream repository (upstreamRepositories in the spec, or --upstream-repo %s=URL)", ErrUsage, where, c.Name, c.Repository, c.Name)
+					return nil, &UnreachableChartError{Where: where, Chart: c.Name, Repository: c.Repository}
 				}
 			}
 			props, _ := c.Path.Get(wp.Object.Content)
@@ -184,6 +184,23 @@ func (p *planner) bundleCharts(bd *bundle) ([]chartRequest, error) {
 	}
 	return out, nil
 }
+
+// UnreachableChartError is a bundle's chart whose repository is a macro or
+// missing, and which the spec does not name either: it can be collected
+// only from an upstream repository given for it
+// (TransferSpec.UpstreamRepositories). It is ErrUsage.
+type UnreachableChartError struct {
+	Where      string // the bundle, profile and path that name the chart
+	Chart      string
+	Repository string // as the bundle gives it
+}
+
+func (e *UnreachableChartError) Error() string {
+	return fmt.Sprintf("%v: %s: chart %s comes from %q, which cannot be reached from here; give its upstream repository in the spec's upstreamRepositories",
+		ErrUsage, e.Where, e.Chart, e.Repository)
+}
+
+func (e *UnreachableChartError) Unwrap() error { return ErrUsage }
 
 // specChart returns the spec's chart entry of that name.
 func (p *planner) specChart(name string) (manifest.ChartSpec, bool) {

@@ -24,6 +24,23 @@ func TestReadBundlePackValuesAliasBomb(t *testing.T) {
 		fmt.Fprintf(&values, "      a%d: &a%d [%s*a%d]\n", i, i, strings.Repeat(fmt.Sprintf("*a%d, ", i-1), 9), i-1)
 	}
 	doc := "kind: ClusterProfile\nmetadata: {name: edge}\nspec:\n  packs:\n  - name: cni\n    version: 1.0.0\n    values: |\n" + values.String()
+	file := bundleFile(t, doc)
+	p := &planner{spec: manifest.NewTransferSpec(), cache: testCache(t)}
+	_, err := p.readBundle(context.Background(), manifest.BundleSpec{File: file})
+	if !errors.Is(err, manifest.ErrInvalidBundle) {
+		t.Fatalf("err = %v, want ErrInvalidBundle", err)
+	}
+	for _, want := range []string{file, "ClusterProfile edge", "pack cni 1.0.0", "MaxYAMLDecodedSize"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to name %q", err, want)
+		}
+	}
+}
+
+// bundleFile writes a bundle tarball edge-bundle-1.0.0.tar.gz holding one
+// document.
+func bundleFile(t *testing.T, doc string) string {
+	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(zw)
@@ -35,19 +52,15 @@ func TestReadBundlePackValuesAliasBomb(t *testing.T) {
 	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return file
+}
+
+func testCache(t *testing.T) *Cache {
+	t.Helper()
 	cache, err := OpenCache(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cache.Close()
-	p := &planner{spec: manifest.NewTransferSpec(), cache: cache}
-	_, err = p.readBundle(context.Background(), manifest.BundleSpec{File: file})
-	if !errors.Is(err, manifest.ErrInvalidBundle) {
-		t.Fatalf("err = %v, want ErrInvalidBundle", err)
-	}
-	for _, want := range []string{file, "ClusterProfile edge", "pack cni 1.0.0", "MaxYAMLDecodedSize"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("err = %v, want it to name %q", err, want)
-		}
-	}
+	t.Cleanup(func() { cache.Close() })
+	return cache
 }

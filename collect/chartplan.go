@@ -43,7 +43,7 @@ func (p *planner) specChartRequest(i int, c manifest.ChartSpec) (chartRequest, e
 	}
 	detail := fmt.Sprintf("charts[%d]", i)
 	if originOf(c.Origin) == manifest.OriginFlag {
-		detail = "--chart-url " + c.Name
+		detail = "chart " + c.Name
 	}
 	req.reason = manifest.Reason{From: originOf(c.Origin), Detail: detail}
 	return req, nil

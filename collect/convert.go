@@ -8,7 +8,7 @@ import (
 )
 
 // convertOCI rewrites every Docker schema 2 manifest and manifest list of a
-// resolved image as its OCI form (--convert-oci) and records each change on
+// resolved image as its OCI form (TransferSpec.ConvertOCI) and records each change on
 // the artifact. The blobs are in archive order, children before parents, so
 // a list is converted after the manifests it references and points at their
 // new digests. Configs and layers keep their bytes and digests; only the
@@ -21,7 +21,7 @@ func (ir *imageResolver) convertOCI(ctx context.Context, r *resolved, art *manif
 	if !manifest.IsDocker(art.MediaType) {
 		for _, b := range r.blobs {
 			if manifest.IsDocker(b.blob.MediaType) {
-				return fmt.Sprintf("image %s: OCI index %s references Docker manifest %s; kept as it is (--convert-oci converts only what Docker manifests and lists reference)",
+				return fmt.Sprintf("image %s: OCI index %s references Docker manifest %s; kept as it is (the conversion to OCI rewrites only Docker manifests and lists, and what they reference)",
 					art.Name, art.Digest, b.blob.Digest), nil
 			}
 		}

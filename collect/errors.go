@@ -18,6 +18,9 @@ var (
 	// ErrMissingPack is returned when a bundle needs a pack the spec does
 	// not provide, or a pack file is missing.
 	ErrMissingPack = errors.New("pack missing")
+	// ErrNoPackKey is returned, with ErrUsage, for an Artifact Studio pack
+	// when no PackVerifier was given to check its signature.
+	ErrNoPackKey = errors.New("no vendor public key to check its signature")
 	// ErrBadPackSignature is returned when a pack's vendor signature is
 	// missing or does not verify; the pack is not collected.
 	ErrBadPackSignature = errors.New("pack signature check failed")

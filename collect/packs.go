@@ -116,7 +116,7 @@ func signaturePath(zst string) (string, error) {
 func (p *planner) verifyZstPack(ctx context.Context, ps manifest.PackSpec) (*pack, error) {
 	file := p.spec.Path(ps.File)
 	if p.opts.PackVerifier == nil {
-		return nil, fmt.Errorf("%w: pack %s: no vendor public key to check its signature (packKey in the spec, or --pack-key)", ErrUsage, file)
+		return nil, fmt.Errorf("%w: pack %s: %w; give it as packKey in the spec", ErrUsage, file, ErrNoPackKey)
 	}
 	sigPath := p.spec.Path(ps.Signature)
 	if sigPath == "" {

@@ -275,7 +275,7 @@ func (p *planner) plan(ctx context.Context) (*Plan, error) {
 	for i, im := range spec.Images {
 		detail := fmt.Sprintf("images[%d]", i)
 		if originOf(im.Origin) == manifest.OriginFlag {
-			detail = "--image " + im.Ref
+			detail = "image " + im.Ref
 		}
 		if _, err := NormalizeImage(im.Ref); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUsage, err)
@@ -307,7 +307,7 @@ func (p *planner) progressResolved(a manifest.Artifact) {
 // matchPacks fills the pack report and fails on a missing pack unless the
 // spec allows it. A provided pack also carries the bundle's reason.
 func (p *planner) matchPacks(needs []PackNeed, packs []*pack) error {
-	var missing []string
+	var missing []PackNeed
 	for i := range needs {
 		n := &needs[i]
 		for _, pk := range packs {
@@ -318,7 +318,7 @@ func (p *planner) matchPacks(needs []PackNeed, packs []*pack) error {
 			}
 		}
 		if n.Provided == "" {
-			missing = append(missing, fmt.Sprintf("%s %s (bundle %s, ClusterProfile %s)", n.Name, n.Version, n.Bundle, n.Profile))
+			missing = append(missing, *n)
 		}
 	}
 	if len(missing) == 0 {
@@ -326,11 +326,34 @@ func (p *planner) matchPacks(needs []PackNeed, packs []*pack) error {
 	}
 	if p.spec.AllowMissingPacks {
 		for _, m := range missing {
-			p.warn("pack %s is needed but not provided; collected without it (--allow-missing-packs)", m)
+			p.warn("pack %s is needed but not provided; collected without it, as missing packs are allowed", packNeedText(m))
 		}
 		return nil
 	}
-	return fmt.Errorf("%w: %s; add them to the spec's packs, or allow this with --allow-missing-packs", ErrMissingPack, strings.Join(missing, "; "))
+	return &MissingPacksError{Packs: missing}
+}
+
+// MissingPacksError is a collect of bundles whose profiles need packs the
+// spec does not provide, when missing packs are not allowed
+// (TransferSpec.AllowMissingPacks). It is ErrMissingPack.
+type MissingPacksError struct {
+	Packs []PackNeed
+}
+
+func (e *MissingPacksError) Error() string {
+	names := make([]string, len(e.Packs))
+	for i, n := range e.Packs {
+		names[i] = packNeedText(n)
+	}
+	return fmt.Sprintf("%v: %s; add them to the spec's packs, or allow them to be missing with allowMissingPacks in the spec",
+		ErrMissingPack, strings.Join(names, "; "))
+}
+
+func (e *MissingPacksError) Unwrap() error { return ErrMissingPack }
+
+// packNeedText names a needed pack and who needs it.
+func packNeedText(n PackNeed) string {
+	return fmt.Sprintf("%s %s (bundle %s, ClusterProfile %s)", n.Name, n.Version, n.Bundle, n.Profile)
 }
 
 // resolveImages resolves every wanted image in parallel.

@@ -109,9 +109,10 @@ type Rendered struct {
 // removed from it.
 func RenderImages(ch *chart.Chart, opts RenderOptions) (*Rendered, error) {
 	name := ch.Metadata.Name + " " + ch.Metadata.Version
-	kv, err := chooseKubeVersion(ch.Metadata.KubeVersion, opts.KubeVersion)
-	if err != nil {
-		return nil, fmt.Errorf("%w: chart %s: %v", ErrChart, name, err)
+	kv, kerr := chooseKubeVersion(ch.Metadata.KubeVersion, opts.KubeVersion)
+	if kerr != nil {
+		kerr.Chart = name
+		return nil, kerr
 	}
 	caps := chartutil.DefaultCapabilities.Copy()
 	parsed, err := chartutil.ParseKubeVersion(kv)
@@ -213,13 +214,13 @@ func candidateKubeVersions() []string {
 // chooseKubeVersion picks the version to render with: the given one, which
 // must satisfy the constraint, else DefaultKubeVersion, else the newest
 // candidate the constraint accepts.
-func chooseKubeVersion(constraint, given string) (string, error) {
+func chooseKubeVersion(constraint, given string) (string, *KubeVersionError) {
 	if given != "" {
 		if !strings.HasPrefix(given, "v") {
 			given = "v" + given
 		}
 		if constraint != "" && !chartutil.IsCompatibleRange(constraint, given) {
-			return "", fmt.Errorf("its kubeVersion %q does not accept Kubernetes %s", constraint, given)
+			return "", &KubeVersionError{Constraint: constraint, Given: given}
 		}
 		return given, nil
 	}
@@ -235,8 +236,30 @@ func chooseKubeVersion(constraint, given string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("its kubeVersion %q accepts no Kubernetes version from v1.16 to v1.40; give one with --kube-version", constraint)
+	return "", &KubeVersionError{Constraint: constraint}
 }
+
+// KubeVersionError is a chart whose kubeVersion constraint accepts no
+// Kubernetes version to render it for: not the one given
+// (RenderOptions.KubeVersion), or, when none was, none from v1.16 to
+// v1.40. It is ErrChart; its fields travel as JSON from a rendering
+// process.
+type KubeVersionError struct {
+	Chart      string `json:"chart"`      // name and version
+	Constraint string `json:"constraint"` // the chart's kubeVersion
+	Given      string `json:"given,omitempty"`
+}
+
+func (e *KubeVersionError) Error() string {
+	if e.Given != "" {
+		return fmt.Sprintf("%v: chart %s: its kubeVersion %q does not accept Kubernetes %s; give one it accepts as kubeVersion in the spec",
+			ErrChart, e.Chart, e.Constraint, e.Given)
+	}
+	return fmt.Sprintf("%v: chart %s: its kubeVersion %q accepts no Kubernetes version from v1.16 to v1.40; give one as kubeVersion in the spec",
+		ErrChart, e.Chart, e.Constraint)
+}
+
+func (e *KubeVersionError) Unwrap() error { return ErrChart }
 
 // annotationImages reads the image lists charts carry in their annotations,
 // for the chart and every subchart still enabled.

@@ -64,7 +64,7 @@ func convertPlan(p *artifactPlan, get func(digest string) []byte) (bool, error) 
 	}
 	for i, m := range p.manifests {
 		if docker != "" && manifest.IsIndex(types[i]) && !manifest.IsDocker(types[i]) {
-			p.warning = fmt.Sprintf("artifact %s: OCI index %s references Docker manifest %s; kept as it is (--convert-oci converts only what Docker manifests and lists reference)",
+			p.warning = fmt.Sprintf("artifact %s: OCI index %s references Docker manifest %s; kept as it is (the conversion to OCI rewrites only Docker manifests and lists, and what they reference)",
 				p.a.Name, m.Digest, docker)
 			return true, nil
 		}

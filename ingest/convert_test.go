@@ -59,7 +59,8 @@ func TestConvertOCILeavesOCIIndexOverDockerAlone(t *testing.T) {
 	if a.State != StatePushed || len(a.Converted) != 0 || a.PushedDigest != "" {
 		t.Errorf("artifact: %s, converted %+v, pushed as %q", a.State, a.Converted, a.PushedDigest)
 	}
-	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "OCI index "+bom.Artifacts[0].Digest) || !strings.Contains(rep.Warnings[0], child) {
+	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "OCI index "+bom.Artifacts[0].Digest) || !strings.Contains(rep.Warnings[0], child) ||
+		strings.Contains(rep.Warnings[0], "--") {
 		t.Errorf("warnings: %q", rep.Warnings)
 	}
 	if len(rep.DigestMap()) != 0 {
@@ -107,5 +108,47 @@ func TestCollectConversionsSeedStaleReferences(t *testing.T) {
 	}
 	if c := plans[0].res.ConvertedByCollect; len(c) != 1 || !c[0].Root {
 		t.Errorf("converted by collect: %+v", c)
+	}
+}
+
+// A refusal for the Docker media type says what converts in the package's
+// own terms unless the caller names its way (ConvertAdvice); an atomic push
+// says why the others wait. None of it names a flag.
+func TestRefusalReasonsNameNoFlags(t *testing.T) {
+	zot := testbed.StartZotRules(t, testbed.StartRegistry(t, testbed.RegistryOptions{}))
+	bom, src, _ := ociIndexOverDocker(t)
+	other, osrc := twoImages(t)
+	for _, b := range other.Blobs {
+		if _, ok := src[b.Digest]; !ok { // the config both share
+			bom.Blobs = append(bom.Blobs, b)
+			src[b.Digest] = osrc[b.Digest]
+		}
+	}
+	bom.Artifacts = append(bom.Artifacts, other.Artifacts[0])
+	for _, c := range []struct {
+		advice, want string
+	}{
+		{"", "convert them to OCI when collecting"},
+		{"run the caller's conversion", "run the caller's conversion"},
+	} {
+		opts := CopyOptions{Client: registry.Options{PlainHTTP: true}, Atomic: true, ConvertAdvice: c.advice}
+		rep, err := push(t, bom, src, zot.Host+"/base", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]ArtifactResult{}
+		for _, a := range rep.Artifacts {
+			got[a.Name] = a
+			t.Logf("%s: %s: %s", a.Name, a.State, a.Reason)
+			if strings.Contains(a.Reason+a.WaitingFor, "--") {
+				t.Errorf("%s: reason names a flag: %s", a.Name, a.Reason)
+			}
+		}
+		if m := got["mixed"]; m.State != StateRefused || !strings.Contains(m.Reason, "MANIFEST_INVALID") || !strings.Contains(m.Reason, c.want) {
+			t.Errorf("advice %q: the Docker artifact: %s: %s", c.advice, m.State, m.Reason)
+		}
+		if o := got["one"]; o.State != StateRefused || o.Cause != CauseAtomic || o.Reason != "atomic: nothing is pushed because mixed was refused" {
+			t.Errorf("the OCI artifact: %s (%s): %s", o.State, o.Cause, o.Reason)
+		}
 	}
 }

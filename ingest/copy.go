@@ -52,8 +52,9 @@ type CopyOptions struct {
 	// resort: `collect --convert-oci` signs the converted form instead.
 	// Off pushes exactly what the source holds.
 	ConvertOCI bool
-	// ConvertAdvice names the caller's way to convert Docker manifests
-	// before the copy, in a refusal; "" means collect's --convert-oci.
+	// ConvertAdvice names the caller's ways to convert Docker manifests, in
+	// a refusal for their media type; "" names them in the package's terms
+	// (converting when collecting, or ConvertOCI).
 	ConvertAdvice string
 	// Validate checks the registry at the end (catalog and tags).
 	Validate bool

@@ -112,7 +112,7 @@ func (in *ingester) pushAtomic(ctx context.Context, ready []bool) error {
 			}
 			if stored[i] {
 				p.res.State, p.res.Cause = StateRefused, CauseAtomic
-				p.res.Reason = "--atomic: no tag was set because the registry refused " + strings.Join(refused, ", ") +
+				p.res.Reason = "atomic: no tag was set because the registry refused " + strings.Join(refused, ", ") +
 					"; its manifests are stored by digest only"
 			}
 			in.settle(p)
@@ -213,7 +213,7 @@ func (in *ingester) assess(ctx context.Context, p *artifactPlan, loc *locator) (
 		return false, err
 	}
 	if p.isAt(got) {
-		// The second: an earlier run pushed its OCI form (--convert-oci).
+		// The second: an earlier run pushed its OCI form (ConvertOCI).
 		p.res.State = StatePresent
 		return false, nil
 	}
@@ -304,11 +304,11 @@ func (in *ingester) holdForAtomic(ready []bool) {
 		ready[i] = false
 		if len(refused) > 0 {
 			p.res.State, p.res.Cause = StateRefused, CauseAtomic
-			p.res.Reason = "--atomic: nothing is pushed because " + strings.Join(refused, ", ") + " was refused"
+			p.res.Reason = "atomic: nothing is pushed because " + strings.Join(refused, ", ") + " was refused"
 		} else {
 			p.res.State = StateWaiting
-			p.res.WaitingFor = "the other artifacts (--atomic)"
-			p.res.Reason = "--atomic: nothing is pushed until " + strings.Join(waiting, ", ") + " can go in too"
+			p.res.WaitingFor = "the other artifacts of the atomic push"
+			p.res.Reason = "atomic: nothing is pushed until " + strings.Join(waiting, ", ") + " can go in too"
 		}
 	}
 }
@@ -462,10 +462,10 @@ func dockerRefusal(err error, mediaType string) (string, bool) {
 
 // dockerAdvice is what to do about a refused Docker manifest: both ways
 // out, and the last resort; convert (CopyOptions.ConvertAdvice) replaces the
-// conversion ways for a caller other than ingest.
+// conversion ways, in the caller's words.
 func dockerAdvice(msg, convert string) string {
 	if convert == "" {
-		convert = "collect again with --convert-oci (as a last resort, ingest --convert-oci converts while pushing, which changes the manifests' digests)"
+		convert = "convert them to OCI when collecting, so the archive signs the converted form (as a last resort, the push converts them with ConvertOCI, which changes the manifests' digests)"
 	}
 	return fmt.Sprintf("%v: %s. Either enable Docker media types in Zot (\"http\": {\"compat\": [\"docker2s2\"]}) or %s", ErrDockerMediaType, msg, convert)
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -184,15 +185,51 @@ func Classify(host string, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrUnreachable, host, err)
 }
 
+// protocolParams are the query parameters the distribution protocol itself
+// sends; any other (an upload session's _state, a storage back end's
+// signature or token in a Location or a redirect) may grant access, so
+// redactURL masks its value.
+var protocolParams = map[string]bool{"digest": true, "mount": true, "from": true, "n": true, "last": true, "scope": true, "service": true}
+
+// redactURL is u as errors and logs may show it: no user information, and
+// the values of query parameters other than the protocol's masked.
 func redactURL(u *url.URL) string {
 	c := *u
 	c.User = nil
-	q := c.Query()
-	if q.Has("_state") {
-		q.Set("_state", "…")
+	if c.RawQuery != "" {
+		q := c.Query()
+		for k, vs := range q {
+			if !protocolParams[k] {
+				for i := range vs {
+					vs[i] = "redacted"
+				}
+			}
+		}
 		c.RawQuery = q.Encode()
 	}
 	return c.String()
+}
+
+// redactRawURL is redactURL of a URL as text; one that does not parse
+// keeps only what comes before its query.
+func redactRawURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return redactURL(u)
+	}
+	if before, _, ok := strings.Cut(s, "?"); ok {
+		return before + "?redacted"
+	}
+	return s
+}
+
+// redactErr masks the URL an HTTP client's error names (an upload
+// location, a redirect to signed storage) as redactURL does.
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = redactRawURL(ue.URL)
+	}
+	return err
 }
 
 func (c *Client) url(path string) string {
@@ -240,7 +277,8 @@ func (c *Client) do(ctx context.Context, method, u string, hdr http.Header, body
 			req.Body = http.NoBody
 		}
 	}
-	return c.client.Do(req)
+	resp, err := c.client.Do(req)
+	return resp, redactErr(err)
 }
 
 // closeBody drains a small rest of a body so the connection is kept alive,
@@ -258,7 +296,11 @@ func location(resp *http.Response) (string, error) {
 	}
 	u, err := url.Parse(loc)
 	if err != nil {
-		return "", fmt.Errorf("%w: bad Location %q: %v", ErrRegistry, loc, err)
+		var why error = err
+		if ue, ok := err.(*url.Error); ok {
+			why = ue.Err // without the URL, which redactRawURL shows
+		}
+		return "", fmt.Errorf("%w: %s %s: bad Location %q: %v", ErrRegistry, resp.Request.Method, redactURL(resp.Request.URL), redactRawURL(loc), why)
 	}
 	return resp.Request.URL.ResolveReference(u).String(), nil
 }

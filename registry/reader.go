@@ -111,7 +111,7 @@ func (r *Reader) get(ctx context.Context, repo name.Repository, rest string, hdr
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, redactErr(err)
 	}
 	if err := checkStatus(resp, http.StatusOK); err != nil {
 		return nil, err

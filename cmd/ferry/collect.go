@@ -486,8 +486,13 @@ func collectProgress(prog progress) collect.Progress {
 	}
 }
 
-// collectExit gives a collect error its exit code.
-func collectExit(err error) error {
+// collectExit gives an error of collect or sync its exit code, with the
+// flags that would fix it.
+func collectExit(err error) error { return collectCode(sourceFlagAdvice(err)) }
+
+// collectCode gives a collect error its exit code. diff, which reads a
+// spec and has none of collect's source flags, uses it alone.
+func collectCode(err error) error {
 	switch {
 	case errors.Is(err, collect.ErrChartProvenance):
 		return withCode(ExitVerify, err)

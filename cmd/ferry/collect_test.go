@@ -297,7 +297,25 @@ func TestCollectFailures(t *testing.T) {
 		spec, _ := os.ReadFile(b.spec)
 		p := filepath.Join(b.dir, "missing.yaml")
 		os.WriteFile(p, bytes.Replace(spec, []byte("  - file: packs/cni-cilium-1.17.4.zst\n"), nil, 1), 0o644)
-		wantFail(t, ExitIncomplete, []string{"cni-cilium 1.17.4", "ClusterProfile edge-infra", "--allow-missing-packs"}, b.args("x", "--spec", p)...)
+		wantFail(t, ExitIncomplete, []string{"cni-cilium 1.17.4", "ClusterProfile edge-infra",
+			"allowMissingPacks in the spec; on the command line: --pack FILE, or --allow-missing-packs"}, b.args("x", "--spec", p)...)
+		noArchive(t, out)
+	})
+	// The library says which spec field fixes it; the command line adds
+	// its flag.
+	t.Run("bundle chart without an upstream repository", func(t *testing.T) {
+		spec, _ := os.ReadFile(b.spec)
+		p := filepath.Join(b.dir, "no-upstream.yaml")
+		os.WriteFile(p, bytes.Replace(spec, []byte("  clearml: "+b.repo.URL+"\n"), []byte("  other: "+b.repo.URL+"\n"), 1), 0o644)
+		wantFail(t, ExitUsage, []string{"chart clearml", "{{ internal-zot-url }}", "cannot be reached",
+			"upstreamRepositories; on the command line: --upstream-repo clearml=URL"}, b.args("x", "--spec", p)...)
+		noArchive(t, out)
+	})
+	t.Run("pack without a vendor key", func(t *testing.T) {
+		spec, _ := os.ReadFile(b.spec)
+		p := filepath.Join(b.dir, "no-key.yaml")
+		os.WriteFile(p, bytes.Replace(spec, []byte("packKey: "+filepath.Base(b.vendor.pub)+"\n"), nil, 1), 0o644)
+		wantFail(t, ExitUsage, []string{"no vendor public key", "packKey in the spec; on the command line: --pack-key FILE"}, b.args("x", "--spec", p)...)
 		noArchive(t, out)
 	})
 	t.Run("bad pack signature", func(t *testing.T) {
@@ -357,7 +375,7 @@ func TestCollectPaletteAIChartFlags(t *testing.T) {
 	mustFerry(t, "verify", "--quiet", "--key", b.pub, vols[0])
 	in := inspectJSON(t, b.pub, vols...)
 	for _, a := range in.Artifacts {
-		if a.Kind == manifest.KindChart && !hasReason(a.Reasons, "flag", "--chart-url clearml") {
+		if a.Kind == manifest.KindChart && !hasReason(a.Reasons, "flag", "chart clearml") {
 			t.Errorf("chart reasons %v", a.Reasons)
 		}
 	}

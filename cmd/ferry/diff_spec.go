@@ -65,7 +65,7 @@ func (f *diffFlags) loadSpec(ctx context.Context, path string) (*loadedSide, err
 	}
 	plan, err := collect.MakePlan(ctx, opts)
 	if err != nil {
-		return nil, collectExit(err)
+		return nil, collectCode(err)
 	}
 	return &loadedSide{side: diffSide{Path: path, Kind: sideSpec}, inv: manifest.BOMInventory(plan.BOM)}, nil
 }

@@ -284,6 +284,7 @@ func ingestOptions(ctx context.Context, env *environment, f *ingestFlags) (inges
 	opts.DryRun = f.dryRun
 	opts.PacksDir = f.packsDir
 	opts.ConvertOCI = f.convertOCI
+	opts.ConvertAdvice = ingestConvertAdvice
 	opts.AllowRollback = f.allowRollback
 	cleanup := func() {}
 	if f.jobs < 1 || f.retries < 1 || f.chunkMiB < 1 {

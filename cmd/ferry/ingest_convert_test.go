@@ -429,7 +429,7 @@ func TestIngestAtomicIntoZotRulesTagsNothing(t *testing.T) {
 
 	b.host = startProbeBlocker(t, b.zot, b.reg.CA)
 	args := b.args(append([]string{"--atomic", "--output", "json"}, b.fx.volumes...)...)
-	r := wantFail(t, ExitRegistry, []string{"MANIFEST_INVALID", "--atomic: no tag was set"}, args...)
+	r := wantFail(t, ExitRegistry, []string{"MANIFEST_INVALID", "atomic: no tag was set"}, args...)
 	noTags("refused at PUT time")
 	if b.zot.Refused.Load() == 0 {
 		t.Error("the Zot rules refused no manifest PUT")
@@ -454,7 +454,7 @@ func TestIngestAtomicIntoZotRulesTagsNothing(t *testing.T) {
 
 	b.host = b.zot.Host
 	before := b.zot.Refused.Load()
-	wantFail(t, ExitRegistry, []string{"probed in", "MANIFEST_INVALID", "--atomic: nothing is pushed"}, b.args(append([]string{"--atomic"}, b.fx.volumes...)...)...)
+	wantFail(t, ExitRegistry, []string{"probed in", "MANIFEST_INVALID", "atomic: nothing is pushed"}, b.args(append([]string{"--atomic"}, b.fx.volumes...)...)...)
 	noTags("refused by the probe")
 	if n := b.zot.Refused.Load() - before; n != 1 {
 		t.Errorf("the Zot rules refused %d manifest PUTs, want 1 (the probe)", n)

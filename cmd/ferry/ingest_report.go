@@ -77,6 +77,10 @@ func ingestProgress(prog progress, dryRun bool) ingest.Progress {
 const (
 	ingestConvertWays = `enable "http": {"compat": ["docker2s2"]} in Zot, collect again with --convert-oci, or ingest with --convert-oci`
 	syncConvertWays   = `enable "http": {"compat": ["docker2s2"]} in Zot, or run ferry sync --convert-oci`
+	// ingestConvertAdvice and syncConvertAdvice end a refusal for the
+	// Docker media type (ingest.CopyOptions.ConvertAdvice).
+	ingestConvertAdvice = "collect again with --convert-oci (as a last resort, ingest --convert-oci converts while pushing, which changes the manifests' digests)"
+	syncConvertAdvice   = "run ferry sync --convert-oci, which converts what it resolves before pushing (the manifests' digests change, layers do not)"
 )
 
 // probeLine says what the probe found, and what follows from it for this

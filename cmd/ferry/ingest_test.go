@@ -303,7 +303,7 @@ func TestIngestRefusesTamperedLayer(t *testing.T) {
 	}
 
 	// All or nothing: nothing goes in.
-	wantFail(t, ExitVerify, append([]string{shared, "--atomic"}, refused...), b.args(append([]string{"--atomic"}, vols...)...)...)
+	wantFail(t, ExitVerify, append([]string{shared, "atomic: nothing is pushed because"}, refused...), b.args(append([]string{"--atomic"}, vols...)...)...)
 	if in := tags(); len(in) > 0 {
 		t.Fatalf("--atomic: %v went in", in)
 	}

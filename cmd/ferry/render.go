@@ -47,6 +47,9 @@ var errRenderTimeout = errors.New("render timeout")
 type renderResponse struct {
 	Rendered *collect.Rendered `json:"rendered,omitempty"`
 	Error    string            `json:"error,omitempty"`
+	// KubeVersion is set for a chart that accepts no Kubernetes version
+	// to render it for, so the error keeps its type across the process.
+	KubeVersion *collect.KubeVersionError `json:"kubeVersion,omitempty"`
 }
 
 // childRenderer renders each chart in a new child process.
@@ -98,6 +101,9 @@ func (r *childRenderer) Render(ctx context.Context, req collect.RenderRequest) (
 	}
 	var resp renderResponse
 	if runErr == nil && json.Unmarshal(out.Bytes(), &resp) == nil {
+		if resp.KubeVersion != nil {
+			return nil, resp.KubeVersion
+		}
 		if resp.Error != "" {
 			return nil, fmt.Errorf("%w: %s", collect.ErrChart, strings.TrimPrefix(resp.Error, collect.ErrChart.Error()+": "))
 		}
@@ -184,6 +190,7 @@ func renderChildCommand(env *environment) *cli.Command {
 			r, err := collect.RenderArchive(req)
 			if err != nil {
 				resp.Error = err.Error()
+				errors.As(err, &resp.KubeVersion)
 			} else {
 				resp.Rendered = r
 			}

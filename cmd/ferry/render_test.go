@@ -14,8 +14,14 @@ import (
 // chartPack writes a pack tarball whose one chart has the given template.
 func chartPack(t *testing.T, dir, name, template string) string {
 	t.Helper()
+	return chartPackWith(t, dir, name, "", template)
+}
+
+// chartPackWith is chartPack with more lines for the chart's Chart.yaml.
+func chartPackWith(t *testing.T, dir, name, chartYAML, template string) string {
+	t.Helper()
 	chart := tgz(t, map[string]string{
-		name + "/Chart.yaml":         "apiVersion: v2\nname: " + name + "\nversion: 1.0.0\n",
+		name + "/Chart.yaml":         "apiVersion: v2\nname: " + name + "\nversion: 1.0.0\n" + chartYAML,
 		name + "/templates/cm.yaml":  "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  x: \"" + template + "\"\n",
 		name + "/templates/pod.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n    - name: c\n      image: example.invalid/app:1.0\n",
 	})
@@ -29,6 +35,18 @@ func chartPack(t *testing.T, dir, name, template string) string {
 		t.Fatal(err)
 	}
 	return file
+}
+
+// TestCollectKubeVersionAdvice: a chart that accepts no Kubernetes version
+// ferry renders for fails collect with the spec field and the flag that
+// fix it, although the error comes from the rendering child process.
+func TestCollectKubeVersionAdvice(t *testing.T) {
+	dir := t.TempDir()
+	pack := chartPackWith(t, dir, "future", "kubeVersion: \">=2.0.0\"\n", "x")
+	args := []string{"collect", "--plan", "-q", "--pack", pack, "--cache-dir", filepath.Join(dir, "cache")}
+	wantFail(t, ExitIncomplete, []string{"chart future 1.0.0", `its kubeVersion ">=2.0.0" accepts no Kubernetes version`,
+		"kubeVersion in the spec; on the command line: --kube-version VERSION"}, args...)
+	wantFail(t, ExitIncomplete, []string{`does not accept Kubernetes v1.30.0`, "--kube-version VERSION"}, append(args, "--kube-version", "1.30.0")...)
 }
 
 // ferryProcess starts the test binary as ferry in its own process.

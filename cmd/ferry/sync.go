@@ -135,7 +135,7 @@ func runSync(c *cli.Context, env *environment, f *syncFlags) error {
 		Atomic:   f.atomic,
 		Validate: true,
 		// sync converts on its collect side, before anything is pushed.
-		ConvertAdvice: "run ferry sync --convert-oci, which converts what it resolves before pushing (the manifests' digests change, layers do not)",
+		ConvertAdvice: syncConvertAdvice,
 	}
 	for _, s := range f.maps.Value() {
 		m, err := ingest.ParseMapping(s)

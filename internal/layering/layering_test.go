@@ -1,4 +1,5 @@
-// Package layering holds the test that keeps ferry's imports pointing down:
+// Package layering holds the tests of rules that span packages: imports
+// point down, and the library packages name no command-line flag. Tiers:
 // cmd -> collect/ingest/verify -> registry, archive, store -> manifest.
 // registry, archive (the media format) and store (local bbolt files) are
 // siblings: none imports another.
