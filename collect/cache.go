@@ -175,6 +175,22 @@ func (c *Cache) promote(path string, b manifest.Blob) error {
 	return nil
 }
 
+// PutRef records what a reference (a chart URL, an image tag) resolved
+// to, in the background like a blob's record; a reference to a blob that
+// never got recorded is dropped.
+func (c *Cache) PutRef(key string, b manifest.Blob) {
+	c.rec.addRef(store.CacheRef{Key: key, Digest: b.Digest, Size: b.Size, MediaType: b.MediaType, Resolved: c.now().UTC()})
+}
+
+// Ref returns what a reference last resolved to.
+func (c *Cache) Ref(key string) (store.CacheRef, bool) {
+	if ref, ok := c.rec.pendingRef(key); ok {
+		return ref, true
+	}
+	ref, ok, err := c.idx.Ref(key)
+	return ref, ok && err == nil
+}
+
 // PutBytes stores a small blob held in memory and returns its descriptor.
 func (c *Cache) PutBytes(ctx context.Context, mediaType string, data []byte) (manifest.Blob, error) {
 	b := manifest.Blob{Digest: digestio.FromBytes(data), Size: int64(len(data)), MediaType: mediaType}

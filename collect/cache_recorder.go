@@ -19,10 +19,12 @@ type recorder struct {
 	mu      sync.Mutex
 	queue   map[string]store.CacheBlob
 	writing map[string]store.CacheBlob // the batch being written
-	err     error
-	kick    chan struct{}
-	done    chan struct{}
-	stop    chan struct{}
+	// refs and writingRefs are the same for references, by key.
+	refs, writingRefs map[string]store.CacheRef
+	err               error
+	kick              chan struct{}
+	done              chan struct{}
+	stop              chan struct{}
 }
 
 // gatherDelay is how long the recorder waits after the first record of a
@@ -30,7 +32,8 @@ type recorder struct {
 const gatherDelay = 50 * time.Millisecond
 
 func newRecorder(idx *store.CacheIndex) *recorder {
-	r := &recorder{idx: idx, queue: map[string]store.CacheBlob{}, kick: make(chan struct{}, 1), done: make(chan struct{}), stop: make(chan struct{})}
+	r := &recorder{idx: idx, queue: map[string]store.CacheBlob{}, refs: map[string]store.CacheRef{},
+		kick: make(chan struct{}, 1), done: make(chan struct{}), stop: make(chan struct{})}
 	go r.run()
 	return r
 }
@@ -39,10 +42,33 @@ func (r *recorder) add(b store.CacheBlob) {
 	r.mu.Lock()
 	r.queue[b.Digest] = b
 	r.mu.Unlock()
+	r.wake()
+}
+
+// addRef queues a reference; it is written with or after its blob's record.
+func (r *recorder) addRef(ref store.CacheRef) {
+	r.mu.Lock()
+	r.refs[ref.Key] = ref
+	r.mu.Unlock()
+	r.wake()
+}
+
+func (r *recorder) wake() {
 	select {
 	case r.kick <- struct{}{}:
 	default:
 	}
+}
+
+// pendingRef returns a reference not written yet.
+func (r *recorder) pendingRef(key string) (store.CacheRef, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ref, ok := r.refs[key]; ok {
+		return ref, true
+	}
+	ref, ok := r.writingRefs[key]
+	return ref, ok
 }
 
 // pending returns a record not written yet.
@@ -80,22 +106,26 @@ func (r *recorder) run() {
 
 func (r *recorder) flush() {
 	r.mu.Lock()
-	batch := r.queue
-	r.queue = map[string]store.CacheBlob{}
-	r.writing = batch
+	batch, refs := r.queue, r.refs
+	r.queue, r.refs = map[string]store.CacheBlob{}, map[string]store.CacheRef{}
+	r.writing, r.writingRefs = batch, refs
 	r.mu.Unlock()
-	if len(batch) == 0 {
+	if len(batch) == 0 && len(refs) == 0 {
 		return
 	}
 	list := make([]store.CacheBlob, 0, len(batch))
 	for _, b := range batch {
 		list = append(list, b)
 	}
-	err := r.idx.PutBlobs(list)
+	refList := make([]store.CacheRef, 0, len(refs))
+	for _, ref := range refs {
+		refList = append(refList, ref)
+	}
+	err := r.idx.PutRecords(list, refList)
 	r.mu.Lock()
-	r.writing = nil
+	r.writing, r.writingRefs = nil, nil
 	if err != nil && r.err == nil {
-		r.err = fmt.Errorf("cache index %s: %d records not written: %w", r.idx.Path(), len(list), err)
+		r.err = fmt.Errorf("cache index %s: %d records not written: %w", r.idx.Path(), len(list)+len(refList), err)
 	}
 	r.mu.Unlock()
 }

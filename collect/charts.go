@@ -304,7 +304,7 @@ func (p *planner) cachedDownload(ctx context.Context, client *http.Client, rs ma
 			b.MediaType = manifest.MediaTypeHelmChart
 			return b, nil
 		}
-	} else if ref, ok, _ := p.cache.Index().Ref(key); ok {
+	} else if ref, ok := p.cache.Ref(key); ok {
 		if b, ok := p.cache.Lookup(ref.Digest); ok {
 			b.MediaType = manifest.MediaTypeHelmChart
 			return b, nil
@@ -322,7 +322,7 @@ func (p *planner) cachedDownload(ctx context.Context, client *http.Client, rs ma
 	if hexDigest != "" && b.Digest != "sha256:"+strings.ToLower(hexDigest) {
 		return b, fmt.Errorf("%w: %s has digest %s, index.yaml says sha256:%s", ErrSource, u, b.Digest, hexDigest)
 	}
-	p.cache.Index().PutRef(storeRef(key, b, p.opts.Now()))
+	p.cache.PutRef(key, b)
 	return b, nil
 }
 

@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/registry"
 )
@@ -199,19 +201,56 @@ func imageTag(ref name.Reference, src string) string {
 	return tagOfDigestRef(src)
 }
 
-// manifest returns the descriptor and bytes of what ref points at.
+// manifest returns the descriptor and bytes of what ref points at. A tag
+// this cache resolved before is asked about with a HEAD, which registries
+// that count pulls do not count, and its manifest comes from the cache
+// when it did not move; any other tag's manifest is fetched at once, one
+// request instead of two.
 func (ir *imageResolver) manifest(ctx context.Context, ref name.Reference) (manifest.Blob, []byte, error) {
-	digest := ""
 	if d, ok := ref.(name.Digest); ok {
-		digest = d.DigestStr()
-	} else {
-		desc, err := ir.puller.Head(ctx, ref)
-		if err != nil {
-			return manifest.Blob{}, nil, sourceErr(DisplayName(ref), err)
-		}
-		digest = desc.Digest.String()
+		return ir.manifestByDigest(ctx, ref.Context(), d.DigestStr(), DisplayName(ref))
 	}
-	return ir.manifestByDigest(ctx, ref.Context(), digest, DisplayName(ref))
+	key := "image " + ref.Name()
+	var digest string
+	if last, ok := ir.cache.Ref(key); ok {
+		if _, cached := ir.cache.Lookup(last.Digest); cached {
+			desc, err := ir.puller.Head(ctx, ref)
+			if err != nil {
+				return manifest.Blob{}, nil, sourceErr(DisplayName(ref), err)
+			}
+			digest = desc.Digest.String()
+		}
+	}
+	var b manifest.Blob
+	var data []byte
+	var err error
+	if digest != "" {
+		b, data, err = ir.manifestByDigest(ctx, ref.Context(), digest, DisplayName(ref))
+	} else {
+		b, data, err = ir.manifestByTag(ctx, ref)
+	}
+	if err == nil {
+		ir.cache.PutRef(key, b)
+	}
+	return b, data, err
+}
+
+// manifestByTag fetches the manifest a tag points at and caches it under
+// the digest of its bytes.
+func (ir *imageResolver) manifestByTag(ctx context.Context, ref name.Reference) (manifest.Blob, []byte, error) {
+	what := DisplayName(ref)
+	data, mediaType, err := ir.raw.Manifest(ctx, ref.Context(), ref.Identifier())
+	if err != nil {
+		return manifest.Blob{}, nil, sourceErr(what, err)
+	}
+	b := manifest.Blob{Digest: digestio.FromBytes(data), Size: int64(len(data)), MediaType: mediaType}
+	if !manifest.IsManifest(b.MediaType) {
+		return b, nil, fmt.Errorf("%s: manifest %s has media type %q, which is not an image manifest or index", what, b.Digest, b.MediaType)
+	}
+	if err := ir.cache.Put(ctx, b, bytes.NewReader(data)); err != nil {
+		return b, nil, err
+	}
+	return b, data, nil
 }
 
 // manifestByDigest reads a manifest from the cache, or fetches and caches it.

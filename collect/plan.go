@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -17,7 +16,6 @@ import (
 	"github.com/ferrytool/ferry/internal/digestio"
 	"github.com/ferrytool/ferry/manifest"
 	"github.com/ferrytool/ferry/registry"
-	"github.com/ferrytool/ferry/store"
 )
 
 // Plan is what a collect would put into the archive.
@@ -479,7 +477,3 @@ func kindOrder(k manifest.ArtifactKind) int {
 }
 
 func newDigester() *digestio.Digester { return digestio.NewDigester() }
-
-func storeRef(key string, b manifest.Blob, now time.Time) store.CacheRef {
-	return store.CacheRef{Key: key, Digest: b.Digest, Size: b.Size, MediaType: b.MediaType, Resolved: now.UTC()}
-}

@@ -2,7 +2,9 @@ package collect
 
 import (
 	"errors"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ferrytool/ferry/internal/testbed"
@@ -68,4 +70,54 @@ func headDigest(t *testing.T, reg *testbed.Registry, repoTag string) string {
 		t.Fatal(err)
 	}
 	return p.BOM.Artifacts[0].Digest
+}
+
+// A tag the cache never resolved costs one GET of its manifest; once the
+// cache knows it, one HEAD (which registries counting pulls do not count)
+// and nothing else while it does not move; when it moves, the new
+// manifest is fetched.
+func TestTagManifestRequests(t *testing.T) {
+	src := testbed.StartSourceRegistry(t)
+	testbed.PushRandomImage(t, src, "apps/web:1", 1, 4<<10)
+	var mu sync.Mutex
+	var asked []string
+	proxy := testbed.StartProxy(t, src, testbed.ProxyOptions{Respond: func(r *http.Request, code int, _ http.Header) int {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			mu.Lock()
+			asked = append(asked, r.Method+" "+r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:])
+			mu.Unlock()
+		}
+		return code
+	}})
+	cache := t.TempDir()
+	plan := func() string {
+		t.Helper()
+		mu.Lock()
+		asked = nil
+		mu.Unlock()
+		spec := manifest.NewTransferSpec()
+		spec.Images = []manifest.ImageSpec{{Ref: proxy.Host + "/apps/web:1"}}
+		p, err := MakePlan(t.Context(), Options{Spec: spec, PlainHTTP: true, CacheDir: cache, Referrers: ReferrersNone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if got := strings.Join(asked, ", "); len(p.BOM.Artifacts) == 1 {
+			return got
+		}
+		t.Fatalf("artifacts %+v", p.BOM.Artifacts)
+		return ""
+	}
+	if got := plan(); got != "GET 1" {
+		t.Errorf("first plan asked %q, want one GET of the tag", got)
+	}
+	if got := plan(); got != "HEAD 1" {
+		t.Errorf("second plan asked %q, want one HEAD of the tag", got)
+	}
+	moved := headDigest(t, src, "apps/web:1")
+	testbed.PushRandomImage(t, src, "apps/web:1", 1, 4<<10)
+	if got := plan(); got != "HEAD 1, GET "+headDigest(t, src, "apps/web:1") {
+		t.Errorf("after the tag moved from %s, the plan asked %q, want a HEAD and a GET of the new digest", moved, got)
+	}
 }

@@ -109,7 +109,12 @@ func (c *CacheIndex) PutBlob(b CacheBlob) error {
 
 // PutBlobs records blobs whose files are in place, in one transaction: one
 // disk sync for all of them.
-func (c *CacheIndex) PutBlobs(bs []CacheBlob) error {
+func (c *CacheIndex) PutBlobs(bs []CacheBlob) error { return c.PutRecords(bs, nil) }
+
+// PutRecords records blobs whose files are in place, then references, in
+// one transaction. A reference whose blob is recorded neither before nor
+// here is left out, so a reference never points at nothing.
+func (c *CacheIndex) PutRecords(bs []CacheBlob, rs []CacheRef) error {
 	for _, b := range bs {
 		if err := manifest.CheckDigest(b.Digest); err != nil {
 			return err
@@ -119,6 +124,15 @@ func (c *CacheIndex) PutBlobs(bs []CacheBlob) error {
 		bk := tx.Bucket(bucketCacheBlobs)
 		for _, b := range bs {
 			if err := putJSON(bk, b.Digest, b); err != nil {
+				return err
+			}
+		}
+		refs := tx.Bucket(bucketCacheRefs)
+		for _, r := range rs {
+			if r.Key == "" || bk.Get([]byte(r.Digest)) == nil {
+				continue
+			}
+			if err := putJSON(refs, r.Key, r); err != nil {
 				return err
 			}
 		}
