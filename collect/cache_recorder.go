@@ -64,22 +64,23 @@ func (r *recorder) wake() {
 func (r *recorder) pendingRef(key string) (store.CacheRef, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if ref, ok := r.refs[key]; ok {
-		return ref, true
-	}
-	ref, ok := r.writingRefs[key]
-	return ref, ok
+	return either(r.refs, r.writingRefs, key)
 }
 
 // pending returns a record not written yet.
 func (r *recorder) pending(digest string) (store.CacheBlob, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if b, ok := r.queue[digest]; ok {
-		return b, true
+	return either(r.queue, r.writing, digest)
+}
+
+// either looks k up in queued, then in the batch being written.
+func either[V any](queued, writing map[string]V, k string) (V, bool) {
+	if v, ok := queued[k]; ok {
+		return v, true
 	}
-	b, ok := r.writing[digest]
-	return b, ok
+	v, ok := writing[k]
+	return v, ok
 }
 
 func (r *recorder) run() {

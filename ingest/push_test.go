@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -145,69 +146,51 @@ func testConnect(t *testing.T, host string, repos ...string) *registry.Client {
 
 // Against the test bed's TLS registry with basic auth (a bcrypt check per
 // request, as on Zot), a push costs: the ping and the credential check,
-// one HEAD per artifact's tag, POST and PUT per blob uploaded (this
-// registry takes no single-request upload), one POST per mount, one PUT
-// per manifest, and the catalog for validation, which takes the 201s of
-// the manifest PUTs as its answer.
+// what each artifact's tag holds (a HEAD each, or with four artifacts or
+// more one catalog request, which spares the HEADs of repositories that
+// do not exist yet), POST and PUT per blob uploaded (this registry takes
+// no single-request upload), one POST per mount, one PUT per manifest,
+// and the catalog for validation, which takes the 201s of the manifest
+// PUTs as its answer. Pushed again, only the tags are asked.
 func TestPushRequestCount(t *testing.T) {
-	reg := testbed.StartRegistry(t, testbed.RegistryOptions{TLS: true, Username: "u", Password: "p"})
-	bom, src := twoImages(t)
-	opts := CopyOptions{Validate: true, Client: registry.Options{Transport: reg.HTTPClient().Transport,
-		Auth: &authn.Basic{Username: "u", Password: "p"}}}
-	rep, err := push(t, bom, src, reg.Host+"/base", opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rep.Err(); err != nil {
-		t.Fatal(err)
-	}
-	// 2 to connect, 2 tag HEADs, config: POST+PUT and one mount, layers:
-	// 2×(POST+PUT), 2 manifest PUTs, 1 catalog.
-	if want := int64(2 + 2 + 3 + 4 + 2 + 1); rep.Requests != want {
-		t.Errorf("%d requests, want %d (blobs %+v)", rep.Requests, want, rep.Blobs)
-	}
-	// Again: everything is in; only the tags are asked.
-	rep, err = push(t, bom, src, reg.Host+"/base", opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := int64(2 + 2 + 1 + 2); rep.Requests != want || rep.Blobs.Uploaded+rep.Blobs.Mounted != 0 {
-		t.Errorf("second push: %d requests, want %d (blobs %+v)", rep.Requests, want, rep.Blobs)
-	}
-}
-
-// With several artifacts, one catalog request says which repositories are
-// new, and their tags are not asked about; once they exist, they are.
-func TestPushAsksTheCatalogBeforeTags(t *testing.T) {
-	reg := testbed.StartRegistry(t, testbed.RegistryOptions{TLS: true, Username: "u", Password: "p"})
-	bom, src := images(t, "a", "b", "c", "d")
-	opts := CopyOptions{Validate: true, Client: registry.Options{Transport: reg.HTTPClient().Transport,
-		Auth: &authn.Basic{Username: "u", Password: "p"}}}
-	rep, err := push(t, bom, src, reg.Host+"/base", opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rep.Err(); err != nil {
-		t.Fatal(err)
-	}
-	// 2 to connect, 1 catalog instead of 4 tag HEADs, config: POST+PUT
-	// and 3 mounts, layers: 4×(POST+PUT), 4 manifest PUTs, 1 catalog.
-	if want := int64(2 + 1 + 5 + 8 + 4 + 1); rep.Requests != want {
-		t.Errorf("%d requests, want %d (blobs %+v)", rep.Requests, want, rep.Blobs)
-	}
-	// Again: the catalog lists every repository, so every tag is asked,
-	// and nothing else goes.
-	rep, err = push(t, bom, src, reg.Host+"/base", opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := int64(2 + 1 + 4 + 1 + 4); rep.Requests != want || rep.Blobs.Uploaded+rep.Blobs.Mounted != 0 {
-		t.Errorf("second push: %d requests, want %d (blobs %+v)", rep.Requests, want, rep.Blobs)
-	}
-	for _, a := range rep.Artifacts {
-		if a.State != StatePresent {
-			t.Errorf("second push: %s is %s, want %s", a.Name, a.State, StatePresent)
-		}
+	for _, tc := range []struct {
+		names         []string
+		first, second int64
+	}{
+		// 2 to connect, 2 tag HEADs, config: POST+PUT and one mount,
+		// layers: 2×(POST+PUT), 2 manifest PUTs, 1 catalog; then 2 to
+		// connect, 2 tag HEADs, the catalog and 2 tags to validate.
+		{[]string{"one", "two"}, 2 + 2 + 3 + 4 + 2 + 1, 2 + 2 + 1 + 2},
+		// 2 to connect, 1 catalog instead of 4 tag HEADs, config: POST+PUT
+		// and 3 mounts, layers: 4×(POST+PUT), 4 manifest PUTs, 1 catalog;
+		// then the catalog lists every repository, so every tag is asked.
+		{[]string{"a", "b", "c", "d"}, 2 + 1 + 5 + 8 + 4 + 1, 2 + 1 + 4 + 1 + 4},
+	} {
+		t.Run(strings.Join(tc.names, ","), func(t *testing.T) {
+			reg := testbed.StartRegistry(t, testbed.RegistryOptions{TLS: true, Username: "u", Password: "p"})
+			bom, src := images(t, tc.names...)
+			opts := CopyOptions{Validate: true, Client: registry.Options{Transport: reg.HTTPClient().Transport,
+				Auth: &authn.Basic{Username: "u", Password: "p"}}}
+			for i, want := range []int64{tc.first, tc.second} {
+				rep, err := push(t, bom, src, reg.Host+"/base", opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := rep.Err(); err != nil {
+					t.Fatal(err)
+				}
+				if rep.Requests != want {
+					t.Errorf("push %d: %d requests, want %d (blobs %+v)", i+1, rep.Requests, want, rep.Blobs)
+				}
+				if i == 1 {
+					for _, a := range rep.Artifacts {
+						if a.State != StatePresent || rep.Blobs.Uploaded+rep.Blobs.Mounted != 0 {
+							t.Errorf("push again: %s is %s (blobs %+v), want %s and nothing sent", a.Name, a.State, rep.Blobs, StatePresent)
+						}
+					}
+				}
+			}
+		})
 	}
 }
 
