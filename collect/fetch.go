@@ -138,25 +138,34 @@ func (f *fetcher) planned(plan *Plan) {
 }
 
 // announce calls OnFetchTotal, then replays what downloads that started
-// before it reported.
+// before it reported. Progress that comes while it replays is held too,
+// and replayed after: passed on at once, a download's end could come
+// before its start, and the start would then open a bar nothing ends.
 func (f *fetcher) announce(total int64, count int) {
 	p := f.opts.Progress
 	if p.OnFetchTotal != nil {
 		p.OnFetchTotal(total, count)
 	}
-	f.mu.Lock()
-	early := f.early
-	f.early, f.announced = nil, true
-	f.mu.Unlock()
-	for _, e := range early {
-		if e.started && p.OnFetchStart != nil {
-			p.OnFetchStart(e.blob)
+	for {
+		f.mu.Lock()
+		early := f.early
+		if len(early) == 0 {
+			f.early, f.announced = nil, true
+			f.mu.Unlock()
+			return
 		}
-		if e.bytes > 0 && p.OnFetchBytes != nil {
-			p.OnFetchBytes(e.blob, e.bytes)
-		}
-		if e.done && p.OnFetchDone != nil {
-			p.OnFetchDone(e.blob, false)
+		f.early = map[string]*earlyProgress{}
+		f.mu.Unlock()
+		for _, e := range early {
+			if e.started && p.OnFetchStart != nil {
+				p.OnFetchStart(e.blob)
+			}
+			if e.bytes > 0 && p.OnFetchBytes != nil {
+				p.OnFetchBytes(e.blob, e.bytes)
+			}
+			if e.done && p.OnFetchDone != nil {
+				p.OnFetchDone(e.blob, false)
+			}
 		}
 	}
 }

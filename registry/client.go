@@ -196,6 +196,7 @@ var protocolParams = map[string]bool{"digest": true, "mount": true, "from": true
 func redactURL(u *url.URL) string {
 	c := *u
 	c.User = nil
+	c.Fragment, c.RawFragment = "", ""
 	if c.RawQuery != "" {
 		q := c.Query()
 		for k, vs := range q {
@@ -211,15 +212,30 @@ func redactURL(u *url.URL) string {
 }
 
 // redactRawURL is redactURL of a URL as text; one that does not parse
-// keeps only what comes before its query.
+// keeps only what comes before its query and fragment, without user
+// information.
 func redactRawURL(s string) string {
 	if u, err := url.Parse(s); err == nil {
 		return redactURL(u)
 	}
-	if before, _, ok := strings.Cut(s, "?"); ok {
-		return before + "?redacted"
+	end := strings.IndexAny(s, "?#")
+	if end < 0 {
+		end = len(s)
 	}
-	return s
+	out := s[:end]
+	if scheme, rest, ok := strings.Cut(out, "://"); ok {
+		authority := rest
+		if i := strings.Index(rest, "/"); i >= 0 {
+			authority = rest[:i]
+		}
+		if at := strings.LastIndex(authority, "@"); at >= 0 {
+			out = scheme + "://" + rest[at+1:]
+		}
+	}
+	if end < len(s) {
+		out += "?redacted"
+	}
+	return out
 }
 
 // redactErr masks the URL an HTTP client's error names (an upload

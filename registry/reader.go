@@ -34,6 +34,9 @@ type repoClient struct {
 	ready chan struct{}
 	c     *http.Client
 	err   error
+	// gaveUp: err is the first caller's context ending, which says
+	// nothing about the repository; a waiter tries for itself.
+	gaveUp bool
 }
 
 // NewReader reads through base (nil means NewTransport's defaults) with
@@ -54,23 +57,33 @@ func NewReader(keychain authn.Keychain, base http.RoundTripper, userAgent string
 func (r *Reader) Transport() http.RoundTripper { return r.base }
 
 func (r *Reader) client(ctx context.Context, repo name.Repository) (*http.Client, error) {
-	r.mu.Lock()
-	rc, ok := r.byRepo[repo.Name()]
-	if !ok {
-		rc = &repoClient{ready: make(chan struct{})}
-		r.byRepo[repo.Name()] = rc
-	}
-	r.mu.Unlock()
-	if ok {
+	for {
+		r.mu.Lock()
+		rc, ok := r.byRepo[repo.Name()]
+		if !ok {
+			rc = &repoClient{ready: make(chan struct{})}
+			r.byRepo[repo.Name()] = rc
+		}
+		r.mu.Unlock()
+		if !ok {
+			return r.setUp(ctx, repo, rc)
+		}
 		select {
 		case <-rc.ready:
-			return rc.c, rc.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+		if !rc.gaveUp {
+			return rc.c, rc.err
+		}
 	}
+}
+
+// setUp makes rc's client as its first caller.
+func (r *Reader) setUp(ctx context.Context, repo name.Repository, rc *repoClient) (*http.Client, error) {
 	rc.c, rc.err = r.newClient(ctx, repo)
 	if rc.err != nil {
+		rc.gaveUp = ctx.Err() != nil
 		// Not kept: a later caller tries again.
 		r.mu.Lock()
 		delete(r.byRepo, repo.Name())
