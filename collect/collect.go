@@ -50,8 +50,9 @@ type Options struct {
 	// 10 s. A source that does not answer in time is not asked again in the
 	// same collect, and the mirror's content is taken with a warning.
 	SourceCheckTimeout time.Duration
-	// Jobs bounds parallel resolutions and downloads; zero means
-	// DefaultJobs.
+	// Jobs bounds parallel resolutions, and parallel downloads: as
+	// downloads start while images are still resolved, up to Jobs of each
+	// run at once. Zero means DefaultJobs.
 	Jobs int
 	// CacheDir is the content-addressed cache. Required.
 	CacheDir string

@@ -45,6 +45,10 @@ type fetcher struct {
 	// announced the total (OnFetchTotal comes first).
 	early     map[string]*earlyProgress
 	announced bool
+	// replaying is held by announce while it replays early; progress
+	// reported after the announcement waits for it (RLock), so that no
+	// download's end overtakes its replayed start.
+	replaying sync.RWMutex
 	cacheErr  error
 
 	dispatched chan struct{} // closed when the dispatcher is done
@@ -138,34 +142,30 @@ func (f *fetcher) planned(plan *Plan) {
 }
 
 // announce calls OnFetchTotal, then replays what downloads that started
-// before it reported. Progress that comes while it replays is held too,
-// and replayed after: passed on at once, a download's end could come
-// before its start, and the start would then open a bar nothing ends.
+// before it reported. Progress reported meanwhile waits for the replay:
+// passed on at once, a download's end could come before its start, and
+// the start would then open a bar nothing ends. Held again and replayed
+// in rounds instead, a replay could go on as long as downloads report.
 func (f *fetcher) announce(total int64, count int) {
 	p := f.opts.Progress
 	if p.OnFetchTotal != nil {
 		p.OnFetchTotal(total, count)
 	}
-	for {
-		f.mu.Lock()
-		early := f.early
-		if len(early) == 0 {
-			f.early, f.announced = nil, true
-			f.mu.Unlock()
-			return
+	f.replaying.Lock()
+	defer f.replaying.Unlock()
+	f.mu.Lock()
+	early := f.early
+	f.early, f.announced = nil, true
+	f.mu.Unlock()
+	for _, e := range early {
+		if e.started && p.OnFetchStart != nil {
+			p.OnFetchStart(e.blob)
 		}
-		f.early = map[string]*earlyProgress{}
-		f.mu.Unlock()
-		for _, e := range early {
-			if e.started && p.OnFetchStart != nil {
-				p.OnFetchStart(e.blob)
-			}
-			if e.bytes > 0 && p.OnFetchBytes != nil {
-				p.OnFetchBytes(e.blob, e.bytes)
-			}
-			if e.done && p.OnFetchDone != nil {
-				p.OnFetchDone(e.blob, false)
-			}
+		if e.bytes > 0 && p.OnFetchBytes != nil {
+			p.OnFetchBytes(e.blob, e.bytes)
+		}
+		if e.done && p.OnFetchDone != nil {
+			p.OnFetchDone(e.blob, false)
 		}
 	}
 }
@@ -186,6 +186,8 @@ func (f *fetcher) report(b manifest.Blob, started bool, n int64, done bool) {
 		return
 	}
 	f.mu.Unlock()
+	f.replaying.RLock()
+	defer f.replaying.RUnlock()
 	p := f.opts.Progress
 	switch {
 	case started && p.OnFetchStart != nil:

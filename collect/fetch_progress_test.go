@@ -1,9 +1,12 @@
 package collect
 
 import (
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ferrytool/ferry/manifest"
 )
@@ -18,6 +21,7 @@ func TestProgressHeldBeforeTotalKeepsItsOrder(t *testing.T) {
 	events := map[string][]string{}
 	var f *fetcher
 	var once sync.Once
+	ended := make(chan struct{})
 	add := func(b manifest.Blob, ev string) {
 		mu.Lock()
 		events[b.Digest] = append(events[b.Digest], ev)
@@ -32,9 +36,12 @@ func TestProgressHeldBeforeTotalKeepsItsOrder(t *testing.T) {
 				if b.Digest == x.Digest {
 					other = y
 				}
-				done := make(chan struct{})
-				go func() { f.report(other, false, 0, true); close(done) }()
-				<-done
+				go func() { f.report(other, false, 0, true); close(ended) }()
+				// Give it the time to overtake the replay, if it can.
+				select {
+				case <-ended:
+				case <-time.After(100 * time.Millisecond):
+				}
 			})
 		},
 		OnFetchBytes: func(b manifest.Blob, n int64) { add(b, "bytes") },
@@ -46,6 +53,7 @@ func TestProgressHeldBeforeTotalKeepsItsOrder(t *testing.T) {
 	f.report(y, true, 0, false)
 	f.report(y, false, 10, false)
 	f.announce(4<<20, 2)
+	<-ended
 	for d, evs := range events {
 		for i, ev := range evs {
 			if (i == 0) != (ev == "start") || ev == "done" && i != len(evs)-1 {
@@ -53,5 +61,48 @@ func TestProgressHeldBeforeTotalKeepsItsOrder(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// announce returns while downloads go on reporting bytes: the writer
+// starts after it.
+func TestAnnounceReturnsWhileDownloadsReport(t *testing.T) {
+	var calls atomic.Int64
+	opts := Options{Progress: Progress{
+		OnFetchStart: func(manifest.Blob) { calls.Add(1); time.Sleep(20 * time.Microsecond) },
+		OnFetchBytes: func(manifest.Blob, int64) { calls.Add(1); time.Sleep(20 * time.Microsecond) },
+	}}
+	f := &fetcher{opts: opts, early: map[string]*earlyProgress{}}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		b := manifest.Blob{Digest: fmt.Sprintf("sha256:%064d", i), Size: 1 << 30}
+		f.report(b, true, 0, false)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				f.report(b, false, 32<<10, false)
+				time.Sleep(50 * time.Microsecond)
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	time.Sleep(10 * time.Millisecond)
+	done := make(chan struct{})
+	go func() { f.announce(8<<30, 8); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Errorf("announce still replaying after 5s (%d callbacks)", calls.Load())
+		close(stop)
+		wg.Wait()
+		stop = make(chan struct{})
+		<-done
 	}
 }

@@ -117,7 +117,7 @@ func (c *Client) Catalog(ctx context.Context) ([]string, error) {
 // about may take one page where following every page would cost more
 // than it saves.
 func (c *Client) CatalogPage(ctx context.Context) (repos []string, complete bool, err error) {
-	resp, err := c.do(ctx, http.MethodGet, c.url("/v2/_catalog?n=1000"), nil, nil)
+	resp, err := c.do(ctx, http.MethodGet, c.url(fmt.Sprintf("/v2/_catalog?n=%d", catalogPage)), nil, nil)
 	if err != nil {
 		return nil, false, err
 	}
@@ -131,9 +131,15 @@ func (c *Client) CatalogPage(ctx context.Context) (repos []string, complete bool
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&page); err != nil {
 		return nil, false, fmt.Errorf("%w: GET %s: %v", ErrRegistry, redactURL(resp.Request.URL), err)
 	}
-	_, more := parseLink(resp.Header.Get("Link"))
-	return page.Repositories, !more, nil
+	// Any Link (rel="next" or rel=next) or a full page may hide more: a
+	// repository taken for absent when it is on the next page would be
+	// pushed again and reported as new.
+	complete = resp.Header.Get("Link") == "" && len(page.Repositories) < catalogPage
+	return page.Repositories, complete, nil
 }
+
+// catalogPage is how many repositories CatalogPage asks for.
+const catalogPage = 1000
 
 // Tags lists a repository's tags, following pagination; none when the
 // repository does not exist.

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -29,10 +30,12 @@ type pingEntry struct {
 }
 
 type pingAnswer struct {
-	status int
-	proto  string
-	header http.Header
-	body   []byte
+	status     int
+	proto      string
+	protoMajor int
+	protoMinor int
+	header     http.Header
+	body       []byte
 }
 
 // maxPingBody bounds what is kept of a version check's body.
@@ -95,7 +98,8 @@ func (p *pingCache) ask(req *http.Request, key string, e *pingEntry) (*http.Resp
 		forget()
 		return nil, err
 	}
-	a := &pingAnswer{status: resp.StatusCode, proto: resp.Proto, header: resp.Header.Clone(), body: body}
+	a := &pingAnswer{status: resp.StatusCode, proto: resp.Proto, protoMajor: resp.ProtoMajor, protoMinor: resp.ProtoMinor,
+		header: resp.Header.Clone(), body: body}
 	if len(body) > maxPingBody {
 		forget()
 	} else {
@@ -106,11 +110,11 @@ func (p *pingCache) ask(req *http.Request, key string, e *pingEntry) (*http.Resp
 
 func (a *pingAnswer) response(req *http.Request) *http.Response {
 	return &http.Response{
-		Status:        http.StatusText(a.status),
+		Status:        fmt.Sprintf("%d %s", a.status, http.StatusText(a.status)),
 		StatusCode:    a.status,
 		Proto:         a.proto,
-		ProtoMajor:    1,
-		ProtoMinor:    1,
+		ProtoMajor:    a.protoMajor,
+		ProtoMinor:    a.protoMinor,
 		Header:        a.header.Clone(),
 		Body:          io.NopCloser(bytes.NewReader(a.body)),
 		ContentLength: int64(len(a.body)),
