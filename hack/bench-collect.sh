@@ -5,7 +5,8 @@
 #   crane   `crane pull --format=oci` of every image in one process;
 #   regctl  `regctl image copy` of each image into one OCI layout, one
 #           image after the other (regctl copies one image per command).
-# The three alternate, $rounds times; the medians are recorded as W/collect,
+# After one untimed pull that warms the source registry, the three
+# alternate, $rounds times; the medians are recorded as W/collect,
 # W/crane-pull and W/regctl, with collect's peak RSS. The last archive stays
 # in $work/W.archive/ for bench_ingest.
 
@@ -61,6 +62,13 @@ collect_regctl() { # W
 
 bench_collect() { # W
   local w="$1" r f kib cpu c g fs=() cs=() gs=() cpus=() max=0
+  # One untimed pull first. The first read of a workload's blobs after
+  # they were written was measurably slower than every later one (1 GiB
+  # layer: 4.3-4.7 s against 2.0-2.6 s, whichever tool came first), from
+  # caches below this machine's page cache that settle cannot drop; it
+  # fell on ferry, which runs first in each round. Page caches are still
+  # dropped before every timed run.
+  collect_crane "$w" > /dev/null || { echo "bench: $w: warm-up pull failed"; return 1; }
   for r in $(seq "$rounds"); do
     read -r f kib cpu < <(collect_ferry "$w")
     [[ -n "$f" ]] || { echo "bench: $w: ferry collect failed"; return 1; }
