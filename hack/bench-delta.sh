@@ -24,15 +24,8 @@ if [[ ! -x "$crane" ]]; then
   GOBIN="$testbin" go install "github.com/google/go-containerregistry/cmd/crane@$(go list -m -f '{{.Version}}' github.com/google/go-containerregistry)"
 fi
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-delta.XXXXXX")"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; wait "$p" 2> /dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-now() { date +%s.%N; }
+source "$root/hack/bench-env.sh"
+bench_work ferry-bench-delta
 
 [[ -n "${BENCH_DEBUG:-}" ]] && set -x
 

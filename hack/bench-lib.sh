@@ -36,16 +36,8 @@ fi
 floor="$root/.bench/bin/floor"
 go build -o "$floor" ./hack/floor || exit 1
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench.XXXXXX")"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; wait "$p" 2> /dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-now() { date +%s.%N; }
+source "$root/hack/bench-env.sh"
+bench_work ferry-bench
 
 # start_registry NAME HOST [TLS]: a Distribution registry on HOST; with
 # TLS, HTTPS with $work/server.crt and htpasswd auth from $work/htpasswd.
