@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -476,18 +477,22 @@ func TestStopsOnInterrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := testbed.StartSourceRegistry(t)
+	// A local registry takes 256 MiB in well under a second; throttled,
+	// the upload is sure to be under way when the interrupt comes.
+	slow := testbed.StartProxy(t, reg, testbed.ProxyOptions{BytesPerSecond: 32 << 20})
 	state := t.TempDir()
-	// ingest starts later into its reading: it opens the journal and
-	// connects first.
-	interruptWithin(t, bin, 250*time.Millisecond, time.Second, "verify", "--quiet", "--key", pub, res.Volumes[0].Path)
-	interruptWithin(t, bin, time.Second, time.Second, "ingest", "--quiet", "--plain-http", "--registry", reg.Host+"/interrupt", "--key", pub,
+	// Each is interrupted once it has read 64 MiB of the volume's 256, by
+	// its own count in /proc, so a fast machine cannot finish first.
+	interruptWithin(t, bin, 64<<20, time.Second, "verify", "--quiet", "--key", pub, res.Volumes[0].Path)
+	interruptWithin(t, bin, 64<<20, time.Second, "ingest", "--quiet", "--plain-http", "--registry", slow.Host+"/interrupt", "--key", pub,
 		"--journal", filepath.Join(state, "journal.db"), "--work-dir", filepath.Join(state, "work"), res.Volumes[0].Path)
 }
 
-// interruptWithin starts ferry, interrupts it after busy and checks that it
-// stops within limit, having handled the interrupt (an exit code, not death
-// by the signal) and not claiming success.
-func interruptWithin(t *testing.T, bin string, busy, limit time.Duration, args ...string) {
+// interruptWithin starts ferry, interrupts it once it has read at least
+// read bytes and checks that it stops within limit, having handled the
+// interrupt (an exit code, not death by the signal) and not claiming
+// success.
+func interruptWithin(t *testing.T, bin string, read int64, limit time.Duration, args ...string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	var out bytes.Buffer
@@ -497,10 +502,24 @@ func interruptWithin(t *testing.T, bin string, busy, limit time.Duration, args .
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-		t.Fatalf("%s finished before it could be interrupted:\n%s", args[0], out.String())
-	case <-time.After(busy):
+	ioFile := fmt.Sprintf("/proc/%d/io", cmd.Process.Pid)
+	for n := int64(0); n < read; {
+		select {
+		case <-done:
+			t.Fatalf("%s finished before it could be interrupted:\n%s", args[0], out.String())
+		case <-time.After(2 * time.Millisecond):
+		}
+		var err error
+		if n, err = bytesRead(ioFile); err != nil {
+			// The process may have ended since: say so if it did.
+			select {
+			case <-done:
+				t.Fatalf("%s finished before it could be interrupted:\n%s", args[0], out.String())
+			case <-time.After(100 * time.Millisecond):
+			}
+			cmd.Process.Kill()
+			t.Fatalf("counting what %s read: %v", args[0], err)
+		}
 	}
 	cmd.Process.Signal(os.Interrupt)
 	start := time.Now()
@@ -514,4 +533,19 @@ func interruptWithin(t *testing.T, bin string, busy, limit time.Duration, args .
 		cmd.Process.Kill()
 		t.Fatalf("%s still running %s after the interrupt\n%s", args[0], limit, out.String())
 	}
+}
+
+// bytesRead is the rchar count of a process's io file in /proc: the bytes
+// it has read with read(2) and the like.
+func bytesRead(ioFile string) (int64, error) {
+	data, err := os.ReadFile(ioFile)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "rchar: "); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("%s has no rchar line", ioFile)
 }
