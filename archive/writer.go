@@ -568,3 +568,27 @@ func (p progressReader) Read(b []byte) (int, error) {
 	}
 	return n, err
 }
+
+// WriteTo lets io.Copy reach the source's own WriteTo, which hashes the
+// buffers it writes rather than copies of them.
+func (p progressReader) WriteTo(w io.Writer) (int64, error) {
+	wt, ok := p.r.(io.WriterTo)
+	if !ok {
+		return io.Copy(w, struct{ io.Reader }{p})
+	}
+	return wt.WriteTo(progressWriter{w: w, fn: p.fn})
+}
+
+// progressWriter reports bytes as they are written.
+type progressWriter struct {
+	w  io.Writer
+	fn func(int64)
+}
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if n > 0 && p.fn != nil {
+		p.fn(int64(n))
+	}
+	return n, err
+}

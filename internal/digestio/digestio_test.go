@@ -29,14 +29,22 @@ func TestReader(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := NewReader(iotest.OneByteReader(bytes.NewReader(c.data)), c.digest, c.size)
 			_, err := io.Copy(io.Discard, r)
-			a := NewAsyncReader(bytes.NewReader(c.data), c.digest, c.size)
-			var got bytes.Buffer
-			_, aerr := io.Copy(&got, a)
-			if (err == nil) != (aerr == nil) {
-				t.Fatalf("Reader err %v, AsyncReader err %v", err, aerr)
-			}
-			if aerr == nil && !bytes.Equal(got.Bytes(), c.data) {
-				t.Fatal("AsyncReader changed the bytes")
+			// io.Copy takes AsyncReader's WriteTo; a reader in front of it
+			// hides that, so its Read is used.
+			for _, via := range []string{"WriteTo", "Read"} {
+				a := NewAsyncReader(iotest.HalfReader(bytes.NewReader(c.data)), c.digest, c.size)
+				var src io.Reader = a
+				if via == "Read" {
+					src = iotest.OneByteReader(a)
+				}
+				var got bytes.Buffer
+				_, aerr := io.Copy(&got, src)
+				if (err == nil) != (aerr == nil) {
+					t.Fatalf("Reader err %v, AsyncReader (%s) err %v", err, via, aerr)
+				}
+				if aerr == nil && (!bytes.Equal(got.Bytes(), c.data) || !a.Verified()) {
+					t.Fatalf("AsyncReader (%s) changed the bytes or did not verify them", via)
+				}
 			}
 			if c.wantErr != (err != nil) {
 				t.Fatalf("err = %v, want error %v", err, c.wantErr)
@@ -74,6 +82,48 @@ func TestAsyncReaderAbandoned(t *testing.T) {
 	}
 	a.Close() // must not block or leak the hashing goroutine
 	a.Close()
+}
+
+// TestAsyncReaderWriteTo checks WriteTo over many buffers, which it
+// hashes where they are: the bytes written and the digest come out right,
+// a mismatch in the last byte is caught, and a failing writer stops it.
+func TestAsyncReaderWriteTo(t *testing.T) {
+	data := make([]byte, 5*asyncChunk+123)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	a := NewAsyncReader(bytes.NewReader(data), FromBytes(data), int64(len(data)))
+	var got bytes.Buffer
+	if n, err := a.WriteTo(&got); err != nil || n != int64(len(data)) || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("WriteTo wrote %d bytes, err %v", n, err)
+	}
+	bad := flip(data, len(data)-1)
+	a = NewAsyncReader(bytes.NewReader(bad), FromBytes(data), int64(len(data)))
+	if _, err := a.WriteTo(io.Discard); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("a flipped last byte: err %v, want ErrMismatch", err)
+	}
+	boom := errors.New("disk full")
+	a = NewAsyncReader(bytes.NewReader(data), FromBytes(data), int64(len(data)))
+	if _, err := a.WriteTo(&failAfter{n: asyncChunk + 1, err: boom}); !errors.Is(err, boom) {
+		t.Fatalf("a failing writer: err %v, want %v", err, boom)
+	}
+	a.Close()
+}
+
+// failAfter takes n bytes, then fails with err.
+type failAfter struct {
+	n   int
+	err error
+}
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		n := f.n
+		f.n = 0
+		return n, f.err
+	}
+	f.n -= len(p)
+	return len(p), nil
 }
 
 func TestReadAhead(t *testing.T) {
