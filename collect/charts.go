@@ -17,7 +17,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/repo"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ferrytool/ferry/manifest"
@@ -149,7 +148,7 @@ func userAgent(tool string) string {
 }
 
 // repoIndex downloads and parses a repository's index.yaml, once per run.
-func (p *planner) repoIndex(ctx context.Context, client *http.Client, rs manifest.RepositorySpec) (*repo.IndexFile, error) {
+func (p *planner) repoIndex(ctx context.Context, client *http.Client, rs manifest.RepositorySpec) (*chartIndex, error) {
 	p.mu.Lock()
 	idx, ok := p.indexes[rs.URL]
 	p.mu.Unlock()
@@ -172,14 +171,14 @@ func (p *planner) repoIndex(ctx context.Context, client *http.Client, rs manifes
 	if len(data) > maxIndexSize {
 		return nil, fmt.Errorf("%w: chart repository %s: index.yaml is over %d bytes", ErrSource, rs.URL, maxIndexSize)
 	}
-	idx = &repo.IndexFile{}
+	idx = &chartIndex{}
 	if err := yaml.Unmarshal(data, idx); err != nil {
 		return nil, fmt.Errorf("%w: chart repository %s: index.yaml: %v", ErrSource, rs.URL, err)
 	}
 	if idx.Entries == nil {
 		return nil, fmt.Errorf("%w: chart repository %s: index.yaml lists no charts", ErrSource, rs.URL)
 	}
-	idx.SortEntries()
+	idx.sortEntries()
 	p.mu.Lock()
 	p.indexes[rs.URL] = idx
 	p.mu.Unlock()
@@ -197,14 +196,14 @@ func (p *planner) fetchHTTPChart(ctx context.Context, src chartSource) (*fetched
 	if err != nil {
 		return nil, err
 	}
-	cv, err := idx.Get(src.Name, src.Version)
+	cv, err := idx.get(src.Name, src.Version)
 	if err != nil {
 		return nil, fmt.Errorf("%w: chart %s version %q in %s (%s)", ErrNotFound, src.Name, src.Version, rs.URL, availableVersions(idx, src.Name))
 	}
 	if len(cv.URLs) == 0 {
 		return nil, fmt.Errorf("%w: chart %s %s in %s lists no download URL", ErrSource, src.Name, cv.Version, rs.URL)
 	}
-	u, err := repo.ResolveReferenceURL(rs.URL, cv.URLs[0])
+	u, err := resolveChartURL(rs.URL, cv.URLs[0])
 	if err != nil {
 		return nil, fmt.Errorf("%w: chart %s %s: %v", ErrSource, src.Name, cv.Version, err)
 	}
@@ -270,7 +269,7 @@ func chartAnnotations(md *chart.Metadata) map[string]string {
 	return a
 }
 
-func availableVersions(idx *repo.IndexFile, name string) string {
+func availableVersions(idx *chartIndex, name string) string {
 	vs, ok := idx.Entries[name]
 	if !ok {
 		var names []string

@@ -10,7 +10,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sync/errgroup"
-	"helm.sh/helm/v3/pkg/repo"
 
 	"github.com/ferrytool/ferry/archive"
 	"github.com/ferrytool/ferry/internal/digestio"
@@ -74,7 +73,7 @@ type planner struct {
 	images *imageResolver
 
 	mu       sync.Mutex
-	indexes  map[string]*repo.IndexFile
+	indexes  map[string]*chartIndex
 	wants    map[string]*imageWant
 	order    []string
 	warnings []string
@@ -178,7 +177,7 @@ func newPlanner(opts Options, cache *Cache, get *registry.Reader) (*planner, err
 		cache: cache,
 		images: &imageResolver{puller: puller, raw: raw, cache: cache, plainHTTP: opts.PlainHTTP, platforms: platforms,
 			mirrors: ms, sources: newSourceChecks(opts.SourceCheckTimeout), convert: opts.Spec.ConvertOCI},
-		indexes: map[string]*repo.IndexFile{},
+		indexes: map[string]*chartIndex{},
 		wants:   map[string]*imageWant{},
 	}, nil
 }
