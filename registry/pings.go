@@ -14,12 +14,17 @@ import (
 // answer is the registry's, not the repository's, and a collect of many
 // images from one registry would otherwise ask it once per image and
 // client. Only answers the check understands (200 and 401 with their
-// challenge) are kept; errors and other answers go through every time.
+// challenge) are kept; errors and other answers go through every time, but
+// for one: a registry allowed plain HTTP is asked over HTTPS first, and
+// once such a host has failed that and answered over HTTP, later HTTPS
+// checks of it fail at once with the same error instead of opening a
+// connection each to fail again.
 type pingCache struct {
 	inner http.RoundTripper
 
 	mu      sync.Mutex
 	answers map[string]*pingEntry // scheme://host -> answer
+	noTLS   map[string]error      // host -> how its last HTTPS check failed
 }
 
 // pingEntry is a registry's answer, asked once: callers that come while
@@ -42,7 +47,7 @@ type pingAnswer struct {
 const maxPingBody = 64 << 10
 
 func newPingCache(inner http.RoundTripper) *pingCache {
-	return &pingCache{inner: inner, answers: map[string]*pingEntry{}}
+	return &pingCache{inner: inner, answers: map[string]*pingEntry{}, noTLS: map[string]error{}}
 }
 
 func isPing(req *http.Request) bool {
@@ -56,6 +61,10 @@ func (p *pingCache) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	key := req.URL.Scheme + "://" + req.URL.Host
 	p.mu.Lock()
+	if err := p.plainOnly(req); err != nil {
+		p.mu.Unlock()
+		return nil, err
+	}
 	e, ok := p.answers[key]
 	if !ok {
 		e = &pingEntry{ready: make(chan struct{})}
@@ -79,6 +88,28 @@ func (p *pingCache) RoundTrip(req *http.Request) (*http.Response, error) {
 	return p.inner.RoundTrip(req)
 }
 
+// plainOnly returns how an HTTPS check of req's host failed, when the host
+// has answered a plain HTTP check since; p.mu is held.
+func (p *pingCache) plainOnly(req *http.Request) error {
+	if req.URL.Scheme != "https" {
+		return nil
+	}
+	err := p.noTLS[req.URL.Host]
+	if err == nil {
+		return nil
+	}
+	if e, ok := p.answers["http://"+req.URL.Host]; ok {
+		select {
+		case <-e.ready:
+			if e.answer != nil {
+				return err
+			}
+		default:
+		}
+	}
+	return nil
+}
+
 // ask sends the check and keeps a 200 or 401 answer in e.
 func (p *pingCache) ask(req *http.Request, key string, e *pingEntry) (*http.Response, error) {
 	defer close(e.ready)
@@ -88,6 +119,15 @@ func (p *pingCache) ask(req *http.Request, key string, e *pingEntry) (*http.Resp
 		p.mu.Unlock()
 	}
 	resp, err := p.inner.RoundTrip(req)
+	if req.URL.Scheme == "https" && req.Context().Err() == nil {
+		p.mu.Lock()
+		if err != nil {
+			p.noTLS[req.URL.Host] = err
+		} else {
+			delete(p.noTLS, req.URL.Host)
+		}
+		p.mu.Unlock()
+	}
 	if err != nil || (resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized) {
 		forget()
 		return resp, err
