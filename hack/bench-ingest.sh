@@ -97,3 +97,36 @@ bench_ingest() { # W
   reqs[$w/blobs]="$fblobs"
   rm -rf "$lay" "$lay.img"
 }
+
+# bench_ingest_single W: ferry against the floor again, into a registry
+# that takes a blob in a single POST, as Zot does and the Distribution
+# registry above does not (hack/floor serve: go-containerregistry's
+# in-memory registry, TLS, bcrypt checked on every request). The floor
+# still sends a POST and a PUT per blob. Recorded as W/ingest-1post and
+# W/floor-1post, with their requests.
+bench_ingest_single() { # W
+  local w="$1" lay="$work/$w.layout" one r f kib req cpu fl freq fblobs fs=() fls=()
+  one="127.0.0.1:$(freeport)"
+  "$floor" serve -addr "$one" -cert "$work/server.crt" -key "$work/server.key" -htpasswd "$work/htpasswd" &
+  pids+=($!)
+  for _ in $(seq 100); do
+    curl -s -o /dev/null --cacert "$work/ca.crt" "https://$one/v2/" && break
+    sleep 0.1
+  done
+  rm -rf "$lay" "$lay.img" && mkdir -p "$lay"
+  for v in "$work/$w.archive"/bench.tar.zst*; do tar --zstd -xf "$v" -C "$lay" || return 1; done
+  for r in $(seq "$rounds"); do
+    read -r f kib req cpu < <(dst="$one" ingest_ferry "$w" "1post-$w-$r")
+    [[ -n "$f" ]] || { echo "bench: $w: ferry ingest (single POST) failed"; return 1; }
+    read -r fl freq fblobs < <(dst="$one" ingest_floor "$lay" "1post-$w-$r")
+    [[ -n "$fl" ]] || { echo "bench: $w: floor push (single POST) failed"; return 1; }
+    fs+=("$f") fls+=("$fl")
+    printf 'bench: %s ingest, single-POST registry, round %d: ferry %.2f s (%s requests), floor %.2f s (%s requests)\n' \
+      "$w" "$r" "$f" "$req" "$fl" "$freq"
+  done
+  record "$w/ingest-1post" "${fs[@]}"
+  record "$w/floor-1post" "${fls[@]}"
+  reqs[$w/ingest-1post]="$req"
+  reqs[$w/floor-1post]="$freq"
+  rm -rf "$lay"
+}

@@ -10,7 +10,9 @@
 #   w1   BENCH_W1 images, default "4 2 32768 3 32768": 4 images, each of
 #        2 shared and 3 own layers of 32 MiB
 #   w2   BENCH_W2, default "60 2 1024 6 256": 60 images, each of 2 shared
-#        1 MiB and 6 own 256 KiB layers
+#        1 MiB and 6 own 256 KiB layers; its ingest is measured a second
+#        time into a registry that takes single-POST uploads (hack/floor
+#        serve), against the floor only
 #   big  one image of one BENCH_LAYER_MB layer (default 1024)
 # (BENCH_Wn is "IMAGES SHARED SHARED_KIB OWN OWN_KIB"), then peak RSS of
 # collect and ingest with one BENCH_RSS_LAYER_MB layer (default 2048).
@@ -64,6 +66,12 @@ for w in "${workloads[@]}"; do
   bench_ingest "$w" || failed+=("$w-ingest")
 done
 
+if [[ -d "$work/w2.archive" ]]; then
+  echo
+  echo "== w2: ingest into a registry that takes single-POST uploads, $rounds rounds"
+  bench_ingest_single w2 || failed+=(w2-ingest-single)
+fi
+
 if [[ -n "${BENCH_CHUNK_SIZES:-}" && -d "$work/big.archive" ]]; then
   echo
   echo "== big: ingest by --chunk-size"
@@ -114,6 +122,10 @@ for w in "${workloads[@]}"; do
     printf '  %-4s ferry %5s (%s per blob), floor %5s (%s per blob), %s blobs\n' "$w" "$fr" "$(ratio "$fr" "$b")" "$flr" "$(ratio "$flr" "$b")" "$b"
   fi
 done
+if [[ -n "${secs[w2/ingest-1post]:-}" ]]; then
+  printf '  w2 on a single-POST registry: ferry %5s requests, %.2f s; floor %5s requests, %.2f s; ratio %s (no target: the target is the test bed registry'"'"'s)\n' \
+    "${reqs[w2/ingest-1post]:-?}" "${secs[w2/ingest-1post]}" "${reqs[w2/floor-1post]:-?}" "${secs[w2/floor-1post]}" "$(rat w2/ingest-1post w2/floor-1post)"
+fi
 echo
 echo "ferry's peak RSS (MiB) and CPU time (s, user + system, median):"
 for k in $(printf '%s\n' "${!rss[@]}" | sort); do printf '  %-12s %5s MiB %8s s\n' "$k" "${rss[$k]}" "${cpusecs[$k]:--}"; done

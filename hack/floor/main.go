@@ -4,6 +4,7 @@
 //	floor htpasswd USER COST            a bcrypt htpasswd line, password on stdin
 //	floor seed [flags] HOST/PREFIX      make images of random layers and push them
 //	floor push [flags] LAYOUT HOST/BASE push an OCI layout the barest way
+//	floor serve [flags]                 a registry taking single-POST uploads (serve.go)
 //
 // push is the floor an ingest is measured against: every blob an image
 // needs goes into the image's repository in a POST and a monolithic PUT,
@@ -52,6 +53,8 @@ func main() {
 		err = seed(os.Args[2:])
 	case "push":
 		err = push(os.Args[2:])
+	case "serve":
+		err = serve(os.Args[2:])
 	default:
 		usage()
 	}
@@ -62,7 +65,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: floor htpasswd USER COST | seed [flags] HOST/PREFIX | push [flags] LAYOUT HOST/BASE")
+	fmt.Fprintln(os.Stderr, "usage: floor htpasswd USER COST | seed [flags] HOST/PREFIX | push [flags] LAYOUT HOST/BASE | serve [flags]")
 	os.Exit(2)
 }
 
