@@ -2,6 +2,8 @@ package registry
 
 import (
 	"bytes"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,9 +18,10 @@ import (
 // client. Only answers the check understands (200 and 401 with their
 // challenge) are kept; errors and other answers go through every time, but
 // for one: a registry allowed plain HTTP is asked over HTTPS first, and
-// once such a host has failed that and answered over HTTP, later HTTPS
-// checks of it fail at once with the same error instead of opening a
-// connection each to fail again.
+// once such a host has answered that in plain HTTP (not a timeout or a
+// reset, which say nothing of the port) and answered a check over HTTP,
+// later HTTPS checks of it fail at once with the same error instead of
+// opening a connection each to fail again.
 type pingCache struct {
 	inner http.RoundTripper
 
@@ -110,6 +113,15 @@ func (p *pingCache) plainOnly(req *http.Request) error {
 	return nil
 }
 
+// speaksPlainHTTP reports whether an HTTPS attempt failed because the
+// server answered with something that is not TLS (net/http's client turns
+// this into ErrSchemeMismatch): the port speaks plain HTTP, which does not
+// change from one request to the next, unlike a timeout or a reset.
+func speaksPlainHTTP(err error) bool {
+	var rh tls.RecordHeaderError
+	return err != nil && (errors.As(err, &rh) || errors.Is(err, http.ErrSchemeMismatch))
+}
+
 // ask sends the check and keeps a 200 or 401 answer in e.
 func (p *pingCache) ask(req *http.Request, key string, e *pingEntry) (*http.Response, error) {
 	defer close(e.ready)
@@ -121,9 +133,11 @@ func (p *pingCache) ask(req *http.Request, key string, e *pingEntry) (*http.Resp
 	resp, err := p.inner.RoundTrip(req)
 	if req.URL.Scheme == "https" && req.Context().Err() == nil {
 		p.mu.Lock()
-		if err != nil {
+		if speaksPlainHTTP(err) {
 			p.noTLS[req.URL.Host] = err
 		} else {
+			// A transient failure (timeout, reset, refused) says nothing
+			// about the port; a later check tries HTTPS again.
 			delete(p.noTLS, req.URL.Host)
 		}
 		p.mu.Unlock()
