@@ -1,12 +1,14 @@
 package collect
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"sort"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+	"sigs.k8s.io/yaml"
 )
 
 // chartIndex is what collect reads of a chart repository's index.yaml:
@@ -27,22 +29,58 @@ type chartIndexVersion struct {
 	Digest  string   `json:"digest,omitempty"`
 }
 
+// parseChartIndex reads an index.yaml (or JSON). The YAML is turned into
+// JSON without looking at the target struct, so an unquoted version such
+// as 1.10 stays a number and is refused, as helm's IndexFile refuses it,
+// rather than becoming the string "1.1". Null items, which helm's loader
+// drops, are dropped.
+func parseChartIndex(data []byte) (*chartIndex, error) {
+	j, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	idx := &chartIndex{}
+	if err := json.Unmarshal(j, idx); err != nil {
+		return nil, err
+	}
+	for name, vs := range idx.Entries {
+		kept := vs[:0]
+		for _, v := range vs {
+			if v != nil {
+				kept = append(kept, v)
+			}
+		}
+		idx.Entries[name] = kept
+	}
+	return idx, nil
+}
+
 // sortEntries orders each chart's versions newest first by semantic
-// version; versions that do not parse go last.
+// version; versions that do not parse go last. It sorts exactly as helm's
+// SortEntries (same comparator, same unstable sort.Sort), so versions of
+// equal precedence (1.0.0+a, 1.0.0+b) end up in helm's order too.
 func (idx *chartIndex) sortEntries() {
 	for _, vs := range idx.Entries {
-		sort.SliceStable(vs, func(a, b int) bool {
-			va, err := semver.NewVersion(vs[a].Version)
-			if err != nil {
-				return false
-			}
-			vb, err := semver.NewVersion(vs[b].Version)
-			if err != nil {
-				return true
-			}
-			return vb.LessThan(va)
-		})
+		sort.Sort(sort.Reverse(byVersion(vs)))
 	}
+}
+
+// byVersion is helm's ChartVersions ordering: a version that does not
+// parse is less than any other.
+type byVersion []*chartIndexVersion
+
+func (c byVersion) Len() int      { return len(c) }
+func (c byVersion) Swap(i, j int) { c[i], c[j] = c[j], c[i] }
+func (c byVersion) Less(a, b int) bool {
+	i, err := semver.NewVersion(c[a].Version)
+	if err != nil {
+		return true
+	}
+	j, err := semver.NewVersion(c[b].Version)
+	if err != nil {
+		return false
+	}
+	return i.LessThan(j)
 }
 
 // get picks a version of a chart as helm does: version is a semantic

@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"fmt"
 	"testing"
 
 	"helm.sh/helm/v3/pkg/chart"
@@ -12,7 +13,11 @@ import (
 // the same index.yaml and request must give the same answer from both.
 func TestChartIndexAgreesWithHelm(t *testing.T) {
 	versions := []string{"1.2.3", "v1.10.0", "1.2.10", "2.0.0-rc.1", "not-a-version", "0.9.0", "1.10.0-alpha", "2.0.0+build.7"}
-	var ours chartIndex
+	// Versions of equal precedence, more than a sort handles by insertion:
+	// the order among them is the sort's, and must be helm's.
+	for i := range 14 {
+		versions = append(versions, fmt.Sprintf("3.0.0+b%d", i))
+	}
 	theirs := repo.NewIndexFile()
 	for _, v := range versions {
 		theirs.Entries["app"] = append(theirs.Entries["app"], &repo.ChartVersion{
@@ -22,7 +27,8 @@ func TestChartIndexAgreesWithHelm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.Unmarshal(data, &ours); err != nil {
+	ours, err := parseChartIndex(data)
+	if err != nil {
 		t.Fatal(err)
 	}
 	theirs.SortEntries()
@@ -58,5 +64,22 @@ func TestChartIndexAgreesWithHelm(t *testing.T) {
 		if (herr == nil) != (oerr == nil) || got != want {
 			t.Errorf("%s + %s: helm %q (%v), ferry %q (%v)", c.base, c.ref, want, herr, got, oerr)
 		}
+	}
+}
+
+// An index.yaml is read as helm reads it: an unquoted version that YAML
+// takes for a number is refused rather than turned into another version
+// (1.10 is not 1.1), and an empty item in a chart's list is dropped.
+func TestParseChartIndex(t *testing.T) {
+	if _, err := parseChartIndex([]byte("entries:\n  app:\n  - name: app\n    version: 1.10\n    urls: [app-1.10.tgz]\n")); err == nil {
+		t.Error("an unquoted version 1.10 was taken")
+	}
+	idx, err := parseChartIndex([]byte("entries:\n  app:\n  - null\n  - name: app\n    version: \"1.10\"\n    urls: [app-1.10.tgz]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx.sortEntries()
+	if v, err := idx.get("app", ""); err != nil || v.Version != "1.10" {
+		t.Errorf("got %+v, %v; want version 1.10", v, err)
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
-	"sigs.k8s.io/yaml"
 
 	"github.com/ferrytool/ferry/manifest"
 )
@@ -171,8 +170,8 @@ func (p *planner) repoIndex(ctx context.Context, client *http.Client, rs manifes
 	if len(data) > maxIndexSize {
 		return nil, fmt.Errorf("%w: chart repository %s: index.yaml is over %d bytes", ErrSource, rs.URL, maxIndexSize)
 	}
-	idx = &chartIndex{}
-	if err := yaml.Unmarshal(data, idx); err != nil {
+	idx, err = parseChartIndex(data)
+	if err != nil {
 		return nil, fmt.Errorf("%w: chart repository %s: index.yaml: %v", ErrSource, rs.URL, err)
 	}
 	if idx.Entries == nil {
