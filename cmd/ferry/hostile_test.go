@@ -503,11 +503,16 @@ func interruptWithin(t *testing.T, bin string, read int64, limit time.Duration, 
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	ioFile := fmt.Sprintf("/proc/%d/io", cmd.Process.Pid)
+	deadline := time.Now().Add(time.Minute)
 	for n := int64(0); n < read; {
 		select {
 		case <-done:
 			t.Fatalf("%s finished before it could be interrupted:\n%s", args[0], out.String())
 		case <-time.After(2 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("%s read less than %d bytes in a minute\n%s", args[0], read, out.String())
 		}
 		var err error
 		if n, err = bytesRead(ioFile); err != nil {
@@ -525,9 +530,13 @@ func interruptWithin(t *testing.T, bin string, read int64, limit time.Duration, 
 	start := time.Now()
 	select {
 	case <-done:
-		t.Logf("%s stopped %s after the interrupt, exit %d", args[0], time.Since(start).Round(time.Millisecond), cmd.ProcessState.ExitCode())
+		t.Logf("%s stopped %s after the interrupt, exit %d: %s", args[0], time.Since(start).Round(time.Millisecond), cmd.ProcessState.ExitCode(), out.String())
 		if code := cmd.ProcessState.ExitCode(); code <= ExitOK {
 			t.Errorf("an interrupted %s exited with %d (-1: killed by the signal)\n%s", args[0], code, out.String())
+		}
+		// It stopped for the interrupt, not for a failure of its own.
+		if o := out.String(); !strings.Contains(o, "interrupt") && !strings.Contains(o, "context canceled") {
+			t.Errorf("an interrupted %s does not say it was interrupted:\n%s", args[0], o)
 		}
 	case <-time.After(limit):
 		cmd.Process.Kill()
