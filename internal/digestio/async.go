@@ -3,6 +3,7 @@ package digestio
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -64,7 +65,13 @@ func NewAsyncReader(r io.Reader, digest string, size int64) *AsyncReader {
 	return a
 }
 
+// errClosedReader is a read after Close.
+var errClosedReader = errors.New("digestio: read after Close")
+
 func (a *AsyncReader) Read(p []byte) (int, error) {
+	if a.err == nil && a.closed {
+		a.err = errClosedReader
+	}
 	if a.err != nil {
 		return 0, a.err
 	}
@@ -90,6 +97,9 @@ func (a *AsyncReader) Read(p []byte) (int, error) {
 // written and matched. Each buffer is hashed while w takes it, and is read
 // into again only once both are done with it.
 func (a *AsyncReader) WriteTo(w io.Writer) (int64, error) {
+	if a.err == nil && a.closed {
+		a.err = errClosedReader
+	}
 	if a.err != nil {
 		if a.err == io.EOF {
 			return 0, nil
@@ -101,9 +111,11 @@ func (a *AsyncReader) WriteTo(w io.Writer) (int64, error) {
 	for range writeToBufs {
 		free <- chunkPool.Get().(*[]byte)
 	}
-	// Once the hashing goroutine has stopped, every buffer is back.
+	// Once the hashing goroutine has stopped, every buffer it was given is
+	// back. Close stops it on a panic of the source or the writer too.
 	defer func() {
-		for range writeToBufs {
+		a.Close()
+		for len(free) > 0 {
 			chunkPool.Put(<-free)
 		}
 	}()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 func TestReader(t *testing.T) {
@@ -82,7 +83,37 @@ func TestAsyncReaderAbandoned(t *testing.T) {
 	}
 	a.Close() // must not block or leak the hashing goroutine
 	a.Close()
+	if _, err := a.Read(buf); err == nil {
+		t.Error("a read after Close did not fail")
+	}
+	if _, err := a.WriteTo(io.Discard); err == nil {
+		t.Error("WriteTo after Close did not fail")
+	}
 }
+
+// A source that panics in the middle of WriteTo: the panic goes on, and
+// nothing is left waiting for buffers.
+func TestAsyncReaderWriteToPanic(t *testing.T) {
+	data := make([]byte, 3*asyncChunk)
+	a := NewAsyncReader(io.MultiReader(bytes.NewReader(data), panicReader{}), FromBytes(data), int64(len(data))+1)
+	done := make(chan any)
+	go func() {
+		defer func() { done <- recover() }()
+		a.WriteTo(io.Discard)
+	}()
+	select {
+	case p := <-done:
+		if p == nil {
+			t.Error("the source's panic was swallowed")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WriteTo hung after its source panicked")
+	}
+}
+
+type panicReader struct{}
+
+func (panicReader) Read([]byte) (int, error) { panic("source failed") }
 
 // TestAsyncReaderWriteTo checks WriteTo over many buffers, which it
 // hashes where they are: the bytes written and the digest come out right,
